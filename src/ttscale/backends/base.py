@@ -1,0 +1,94 @@
+"""The one seam every backend implements: :class:`Generator`.
+
+A generator takes a batch of prompts and returns exactly ``params.n`` completions for each, in input order.
+What it can do is declared in :class:`Capabilities` up front, so a strategy that needs logprobs or prefix
+continuation fails when it is built, never halfway through a search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from ..errors import CapabilityError
+from ..types import Completion, Prompt, SamplingParams
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend supports."""
+
+    native_n: bool = False
+    """Draws n samples of one prompt with a single prefill (otherwise the prompt is sent n times)."""
+    logprobs: int = 0
+    """Largest ``SamplingParams.logprobs`` it honours; 0 means no logprobs at all."""
+    continue_prefix: bool = False
+    """Continues ``Prompt.assistant_prefix`` inside an open assistant turn."""
+    logits_processors: bool = False
+    """Applies ``SamplingParams.logits_processors``."""
+    stopping_criteria: bool = False
+    """Applies ``SamplingParams.stopping_criteria``."""
+    prefix_cache: bool = False
+    """Reuses the KV of earlier prompts that share a token prefix."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Facts about the model behind a generator, used for FLOPs accounting."""
+
+    name: str
+    """Catalog or served name."""
+    n_params: int
+    """Parameters touched per token: all weights except the input embedding lookup, output head included."""
+    n_layers: int = 0
+    """Transformer blocks (0 if unknown; the attention FLOPs term is then left out)."""
+    d_model: int = 0
+    """Hidden size (0 if unknown)."""
+    n_ctx: int = 0
+    """Longest sequence (prompt + completion) the backend accepts; 0 if unknown."""
+    vocab_size: int = 0
+    """Vocabulary size (0 if unknown)."""
+    sha256: str = ""
+    """Checksum of the weights file, when known."""
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A batched text generator.
+
+    ``generate`` returns ``len(prompts)`` lists, the i-th holding exactly ``params.n`` completions of
+    ``prompts[i]``. It raises :class:`~ttscale.errors.GenerationError` for a request that fails and
+    :class:`~ttscale.errors.PromptTooLong` before decoding anything when a prompt does not fit.
+    ``count_prompt_tokens`` gives the rendered length of each prompt (the meter's worst-case cost).
+    """
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def model(self) -> ModelInfo: ...
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]: ...
+
+    def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]: ...
+
+
+def require(generator: Generator, *, who: str, logprobs: int = 0, continue_prefix: bool = False,
+            logits_processors: bool = False, stopping_criteria: bool = False) -> None:
+    """Raise :class:`CapabilityError` naming ``who`` if ``generator`` lacks a needed capability."""
+    caps = generator.capabilities
+    missing = []
+    if logprobs and caps.logprobs < logprobs:
+        missing.append(f"top-{logprobs} logprobs (backend gives {caps.logprobs})")
+    if continue_prefix and not caps.continue_prefix:
+        missing.append("continuing an assistant prefix")
+    if logits_processors and not caps.logits_processors:
+        missing.append("logits processors")
+    if stopping_criteria and not caps.stopping_criteria:
+        missing.append("stopping criteria")
+    if missing:
+        raise CapabilityError(
+            f"{who} needs {', '.join(missing)}, which model {generator.model.name!r} on this backend does not "
+            "support. Use the embedded llama.cpp backend or a backend that declares these capabilities."
+        )

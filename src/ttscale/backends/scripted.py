@@ -1,0 +1,170 @@
+"""A deterministic test double: a :class:`Generator` that replays scripted responses.
+
+Like ``httpx.MockTransport``, it lets the logic of strategies, meters and CLIs be unit-tested without a
+model. It honours the parts of the contract that logic depends on: ``n`` completions per prompt in order,
+``max_tokens`` truncation (finish reason ``length``), stop strings (left out of the text and reported),
+stopping criteria, optional logprobs, optional prefix caching, and token counts for the meter.
+
+A "token" here is a run of whitespace followed by a run of non-space characters (``" hello"``), so counts
+are easy to predict in tests. Responses come from a list (cycled, one per sample drawn) or from a function
+``responder(prompt, draw_index) -> str``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..types import Completion, FinishReason, Prompt, SamplingParams, TokenLogprob
+from .base import Capabilities, ModelInfo
+
+_TOKEN = re.compile(r"\s*\S+|\s+")
+
+Responder = Callable[[Prompt, int], str]
+LogprobFn = Callable[[str, int], float]
+
+
+def tokenize(text: str) -> list[str]:
+    """Split text into scripted tokens (whitespace attached to the following word)."""
+    return _TOKEN.findall(text)
+
+
+def render(prompt: Prompt) -> str:
+    """The scripted chat template."""
+    turns = "".join(f"<|{m.role}|>{m.content}\n" for m in prompt.messages)
+    return f"{turns}<|assistant|>{prompt.assistant_prefix}"
+
+
+@dataclass(frozen=True)
+class ScriptedModel:
+    """Size facts the scripted backend reports, so FLOPs can be tested with round numbers."""
+
+    name: str = "scripted"
+    n_params: int = 1_000_000
+    n_layers: int = 0
+    d_model: int = 0
+    n_ctx: int = 100_000
+
+
+class ScriptedGenerator:
+    """Replays scripted responses. Thread-safe; the draw counter makes runs reproducible."""
+
+    def __init__(
+        self,
+        responses: Sequence[str] | Responder,
+        *,
+        model: ScriptedModel | None = None,
+        logprob_fn: LogprobFn | None = None,
+        native_n: bool = True,
+        prefix_cache: bool = False,
+        continue_prefix: bool = True,
+    ) -> None:
+        if callable(responses):
+            self._responder: Responder = responses
+        else:
+            items = list(responses)
+            if not items:
+                raise ValueError("ScriptedGenerator needs at least one response")
+            self._responder = lambda _prompt, k: items[k % len(items)]
+        m = model or ScriptedModel()
+        self._model = ModelInfo(m.name, m.n_params, m.n_layers, m.d_model, m.n_ctx, vocab_size=50_000)
+        self._logprob_fn = logprob_fn
+        self._caps = Capabilities(
+            native_n=native_n,
+            logprobs=20 if logprob_fn else 0,
+            continue_prefix=continue_prefix,
+            logits_processors=False,
+            stopping_criteria=True,
+            prefix_cache=prefix_cache,
+        )
+        self._lock = threading.Lock()
+        self._draws = 0
+        self._vocab: dict[str, int] = {}
+        self._seen: list[tuple[int, ...]] = []
+        self.calls: list[tuple[tuple[Prompt, ...], SamplingParams]] = []
+        """Every call made, for tests to inspect."""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._caps
+
+    @property
+    def model(self) -> ModelInfo:
+        return self._model
+
+    def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
+        return [len(tokenize(render(p))) for p in prompts]
+
+    def _ids(self, tokens: Sequence[str]) -> tuple[int, ...]:
+        return tuple(self._vocab.setdefault(t, len(self._vocab)) for t in tokens)
+
+    def _cached(self, ids: tuple[int, ...]) -> int:
+        """Longest prefix of ``ids`` seen before, keeping one token to compute (like a real cache)."""
+        best = 0
+        for old in self._seen:
+            k = 0
+            for a, b in zip(old, ids, strict=False):
+                if a != b:
+                    break
+                k += 1
+            best = max(best, k)
+        self._seen.append(ids)
+        return min(best, len(ids) - 1)
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
+        with self._lock:
+            self.calls.append((tuple(prompts), params))
+            out = []
+            for prompt in prompts:
+                ids = self._ids(tokenize(render(prompt)))
+                group = []
+                for i in range(params.n):
+                    draw = self._draws
+                    self._draws += 1
+                    if i == 0 or not self._caps.native_n:
+                        cached = self._cached(ids) if self._caps.prefix_cache else 0
+                    else:
+                        cached = len(ids)  # a fork of sample 0's prefilled prompt
+                    text = self._responder(prompt, draw)
+                    group.append(self._complete(text, params, len(ids), cached))
+                out.append(group)
+            return out
+
+    def _complete(self, text: str, params: SamplingParams, n_prompt: int, cached: int) -> Completion:
+        tokens: list[str] = []
+        lps: list[TokenLogprob] = []
+        so_far = ""
+        reason: FinishReason = "eos"
+        fired: str | None = None
+        for tok in tokenize(text):
+            tokens.append(tok)
+            so_far += tok
+            if self._logprob_fn is not None and params.logprobs is not None:
+                lp = self._logprob_fn(tok, len(tokens) - 1)
+                tid = self._ids([tok])[0]
+                alt = math.log1p(-math.exp(lp)) if lp < 0 else -30.0
+                top = ((tid, lp), (-1, alt))[: params.logprobs] if params.logprobs else ()
+                lps.append(TokenLogprob(tid, lp, top))
+            hits = [(so_far.find(s), s) for s in params.stop if s in so_far]
+            if hits:
+                pos, fired = min(hits)
+                so_far, reason = so_far[:pos], "stop"
+                break
+            if any(crit(self._ids(tokens), lps) for crit in params.stopping_criteria):
+                reason = "criterion"
+                break
+            if len(tokens) >= params.max_tokens:
+                reason = "length"
+                break
+        return Completion(
+            text=so_far,
+            token_ids=self._ids(tokens),
+            finish_reason=reason,
+            stop_string=fired,
+            logprobs=tuple(lps) if params.logprobs is not None and self._logprob_fn else None,
+            prompt_tokens=n_prompt,
+            cached_prompt_tokens=cached,
+        )

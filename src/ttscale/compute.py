@@ -1,0 +1,234 @@
+"""Compute accounting: the FLOPs model, budgets, and the :class:`Meter` that enforces them.
+
+FLOPs model (Kaplan et al. 2020, "Scaling Laws for Neural Language Models", table 1). A forward pass
+over one token at position ``p`` (``p`` tokens already in context) costs::
+
+    C(p) = 2 * N  +  2 * n_layers * p * d_model
+
+``2 * N`` is the matrix multiplies: N counts every weight a token touches, i.e. all parameters except the
+input embedding (a table lookup), *including* the vocab x d_model output projection (for Qwen2.5-0.5B that
+is 136M of its 494M parameters, tied to the embedding or not). ``2 * n_layers * p * d_model`` is the
+attention score and weighted-sum work against the ``p`` cached keys and values; it is included whenever
+the model's layer count and width are known, and it is why a long reasoning trace costs more per token
+than a short one. Prompt tokens served from a prefix cache cost nothing; prompt tokens run through the
+model cost the same as generated ones (a prefill is a forward pass). Backward passes never happen here.
+
+Budgets. A :class:`Budget` caps tokens (computed prompt tokens + generated tokens, the quantity FLOPs are
+proportional to) and/or FLOPs. The meter reserves the worst case of a call before making it (every prompt
+token computed, every sample running to its ``max_tokens``), lowers ``max_tokens`` to what the remainder
+pays for, or refuses the call with :class:`BudgetExhausted`; after the call it books what was actually
+spent. Actual spending is never above the reservation, so a budget is never overspent, even with calls
+running concurrently from several threads.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+from .backends.base import Capabilities, Generator, ModelInfo
+from .errors import BudgetExhausted, ConfigError
+from .types import Completion, ModelUsage, Prompt, SamplingParams, Usage
+
+
+def span_flops(model: ModelInfo, start: int, count: int) -> float:
+    """FLOPs to run ``count`` tokens at positions ``start .. start+count-1`` through ``model``."""
+    if count <= 0:
+        return 0.0
+    dense = 2.0 * model.n_params * count
+    # sum of positions p over the span, times the per-position attention cost 2 * n_layers * d_model
+    pos_sum = (2 * start + count - 1) * count / 2.0
+    return dense + 2.0 * model.n_layers * model.d_model * pos_sum
+
+
+def completion_flops(model: ModelInfo, c: Completion) -> float:
+    """FLOPs of one completion: its computed prompt suffix plus its generated tokens."""
+    return span_flops(model, c.cached_prompt_tokens, c.computed_prompt_tokens) + span_flops(
+        model, c.prompt_tokens, len(c.token_ids)
+    )
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A compute budget. ``None`` means unlimited on that axis."""
+
+    tokens: int | None = None
+    """Most tokens processed (computed prompt tokens + generated tokens), over all models."""
+    flops: float | None = None
+    """Most FLOPs, over all models."""
+
+    def __post_init__(self) -> None:
+        if self.tokens is not None and self.tokens < 0:
+            raise ConfigError(f"budget tokens must be >= 0, got {self.tokens}")
+        if self.flops is not None and not (self.flops >= 0 and math.isfinite(self.flops)):
+            raise ConfigError(f"budget flops must be a finite number >= 0, got {self.flops}")
+
+    @property
+    def unlimited(self) -> bool:
+        return self.tokens is None and self.flops is None
+
+
+_reasoning: contextvars.ContextVar[bool] = contextvars.ContextVar("ttscale_reasoning", default=False)
+
+
+@contextmanager
+def reasoning_phase() -> Iterator[None]:
+    """Inside this block, generated tokens are also booked as ``reasoning_tokens`` (thinking phases)."""
+    token = _reasoning.set(True)
+    try:
+        yield
+    finally:
+        _reasoning.reset(token)
+
+
+class Ledger:
+    """Shared spending record of one solve: per-model usage, reservations in flight, and the budget."""
+
+    def __init__(self, budget: Budget | None = None) -> None:
+        self.budget = budget or Budget()
+        self._lock = threading.Lock()
+        self._spent: dict[str, ModelUsage] = {}
+        self._reserved_tokens = 0
+        self._reserved_flops = 0.0
+
+    def usage(self) -> Usage:
+        with self._lock:
+            return Usage(dict(self._spent))
+
+    def remaining(self) -> tuple[float, float]:
+        """(tokens, FLOPs) still available, reservations in flight deducted; ``inf`` when unlimited."""
+        with self._lock:
+            return self._remaining_locked()
+
+    def _remaining_locked(self) -> tuple[float, float]:
+        total = Usage(self._spent).total
+        tok = math.inf if self.budget.tokens is None else self.budget.tokens - total.total_tokens
+        fl = math.inf if self.budget.flops is None else self.budget.flops - total.flops
+        return tok - self._reserved_tokens, fl - self._reserved_flops
+
+    def meter(self, generator: Generator) -> Meter:
+        """Wrap ``generator`` so that its calls are counted here and limited by this budget."""
+        return Meter(generator, self)
+
+    # -- used by Meter --------------------------------------------------------------------------------
+    def _reserve(self, plan: _Plan) -> SamplingParams:
+        with self._lock:
+            tok_left, fl_left = self._remaining_locked()
+            cap = plan.cap(tok_left, fl_left)
+            if cap < 1:
+                raise BudgetExhausted(
+                    f"budget exhausted: {tok_left:.0f} tokens / {fl_left:.3g} FLOPs left cannot pay for the "
+                    f"prompts of this call plus one token per sample; raise --budget-tokens/--budget-flops "
+                    "or ask for fewer samples"
+                )
+            self._reserved_tokens += plan.tokens(cap)
+            self._reserved_flops += plan.flops(cap)
+            return replace(plan.params, max_tokens=cap)
+
+    def _settle(self, plan: _Plan, cap: int, model: str, spent: ModelUsage | None) -> None:
+        with self._lock:
+            self._reserved_tokens -= plan.tokens(cap)
+            self._reserved_flops -= plan.flops(cap)
+            if spent is not None:
+                self._spent[model] = self._spent.get(model, ModelUsage()) + spent
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The worst case of one generate call, as a function of the per-sample token cap."""
+
+    model: ModelInfo
+    prompt_lens: tuple[int, ...]
+    prompt_copies: int  # how many times each prompt may be prefilled (1 with native n)
+    params: SamplingParams
+
+    def tokens(self, cap: int) -> int:
+        return self.prompt_copies * sum(self.prompt_lens) + len(self.prompt_lens) * self.params.n * cap
+
+    def flops(self, cap: int) -> float:
+        total = 0.0
+        for length in self.prompt_lens:
+            total += self.prompt_copies * span_flops(self.model, 0, length)
+            total += self.params.n * span_flops(self.model, length, cap)
+        return total
+
+    def cap(self, tok_left: float, fl_left: float) -> int:
+        """Largest per-sample max_tokens (<= params.max_tokens) whose worst case fits; may be < 1."""
+        hi = self.params.max_tokens
+        if self.tokens(hi) <= tok_left and self.flops(hi) <= fl_left:
+            return hi
+        lo = 0  # invariant: cap lo fits (or lo == 0), cap hi+1 does not
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.tokens(mid) <= tok_left and self.flops(mid) <= fl_left:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+
+class Meter:
+    """A :class:`Generator` that counts what the wrapped generator spends and enforces the budget.
+
+    It is the only place usage is counted. Strategies receive a meter and may ask it what is left.
+    """
+
+    def __init__(self, generator: Generator, ledger: Ledger | None = None) -> None:
+        self.inner = generator
+        self.ledger = ledger or Ledger()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities
+
+    @property
+    def model(self) -> ModelInfo:
+        return self.inner.model
+
+    def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
+        return self.inner.count_prompt_tokens(prompts)
+
+    def usage(self) -> Usage:
+        return self.ledger.usage()
+
+    def remaining(self) -> tuple[float, float]:
+        return self.ledger.remaining()
+
+    def max_tokens_affordable(self, prompts: Sequence[Prompt], params: SamplingParams) -> int:
+        """The per-sample max_tokens this call would get now (0 if it would be refused)."""
+        plan = self._plan(prompts, params)
+        return max(0, plan.cap(*self.ledger.remaining()))
+
+    def _plan(self, prompts: Sequence[Prompt], params: SamplingParams) -> _Plan:
+        lens = tuple(self.inner.count_prompt_tokens(prompts))
+        copies = 1 if self.inner.capabilities.native_n else params.n
+        return _Plan(self.inner.model, lens, copies, params)
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
+        if not prompts:
+            return []
+        plan = self._plan(prompts, params)
+        capped = self.ledger._reserve(plan)
+        spent: ModelUsage | None = None
+        try:
+            out = self.inner.generate(prompts, capped)
+            spent = self._count(out)
+            return out
+        finally:
+            self.ledger._settle(plan, capped.max_tokens, self.inner.model.name, spent)
+
+    def _count(self, out: list[list[Completion]]) -> ModelUsage:
+        prompt = cached = completion = 0
+        flops = 0.0
+        for group in out:
+            for c in group:
+                prompt += c.computed_prompt_tokens
+                cached += c.cached_prompt_tokens
+                completion += len(c.token_ids)
+                flops += completion_flops(self.inner.model, c)
+        reasoning = completion if _reasoning.get() else 0
+        return ModelUsage(1, prompt, cached, completion, reasoning, flops)

@@ -1,0 +1,72 @@
+"""The exceptions ttscale raises, as one small tree.
+
+Every error names what went wrong and says what to do about it::
+
+    TTScaleError
+    ├── ConfigError            bad parameter, unknown name (lists what exists), invalid shape
+    │   └── UnknownNameError   unknown model / strategy / parameter / dataset, with did-you-mean
+    ├── CapabilityError        a backend lacks what a strategy needs (checked at construction)
+    ├── BudgetExhausted        the compute budget cannot pay for another call
+    ├── ModelStoreError        a model cannot be fetched, assembled or verified
+    │   └── ChecksumMismatch   the assembled file is not the file the catalog names
+    ├── GenerationError        a backend failed to generate (one request, not the batch)
+    │   └── PromptTooLong      a prompt does not fit the context, refused before decoding
+    └── EngineClosed           the engine was shut down while a request waited
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class TTScaleError(Exception):
+    """Base of every error ttscale raises on purpose."""
+
+
+class ConfigError(TTScaleError, ValueError):
+    """A parameter, name or shape is invalid. The message says which and what is allowed."""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A name that is not registered. Lists the known names and the closest matches."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+        import difflib
+
+        self.kind, self.name = kind, name
+        self.known = sorted(known)
+        close = difflib.get_close_matches(name, self.known, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        listing = ", ".join(self.known) if self.known else "(none)"
+        super().__init__(f"unknown {kind} {name!r}.{hint} Known {kind}s: {listing}")
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class CapabilityError(TTScaleError):
+    """The backend cannot do something the caller needs (for example logprobs or prefix continuation)."""
+
+
+class BudgetExhausted(TTScaleError):
+    """The remaining budget cannot pay for even one more token of the requested call."""
+
+
+class ModelStoreError(TTScaleError):
+    """A model could not be pulled, assembled, found or verified."""
+
+
+class ChecksumMismatch(ModelStoreError):
+    """The assembled model file's SHA-256 differs from the catalog's; the file was not kept."""
+
+
+class GenerationError(TTScaleError):
+    """A request failed inside a backend. Other requests in the same batch are unaffected."""
+
+
+class PromptTooLong(GenerationError, ConfigError):
+    """A prompt (plus at least one generated token) does not fit the model's context."""
+
+
+class EngineClosed(GenerationError):
+    """The engine was closed before this request finished."""
