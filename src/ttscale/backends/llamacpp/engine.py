@@ -1,0 +1,374 @@
+"""The embedded engine: one thread owns the llama.cpp context and decodes every request together.
+
+Requests (token ids + sampling params + n) arrive from any thread through a queue. Each step the engine
+admits what fits (sequence slots and KV cells), prefills each new prompt once (only the part not already
+in the prefix cache), forks the prompt's KV to the request's n samples, and then decodes one token for
+every live sequence of every request in a single ``llama_decode`` call: continuous batching. Sampling
+uses llama.cpp's own sampler chain per sequence (a per-sequence seed); Python only touches the logits when
+a request asks for logprobs or brings logits processors.
+
+Failure is per request: an exception in one request's processor, criterion or sampler fails that
+request's future and frees its slots; the other sequences in the batch carry on.
+"""
+
+from __future__ import annotations
+
+import codecs
+import queue
+import threading
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...errors import EngineClosed, GenerationError
+from ...types import Completion, FinishReason, SamplingParams, TokenLogprob
+from .native import NativeModel
+from .slots import Slot, SlotTable
+
+
+@dataclass(eq=False)
+class Request:
+    """One prompt and its n samples, as the engine tracks it."""
+
+    tokens: list[int]
+    params: SamplingParams
+    n: int
+    max_new: int
+    seed: int
+    future: Future[list[Completion]] = field(default_factory=Future)
+    outputs: list[Completion | None] = field(default_factory=list)
+    live: int = 0
+    admitted: bool = False
+    done: bool = False
+
+    @property
+    def cells_needed(self) -> int:
+        """Upper bound of new KV cells: the whole prompt plus every sample at max length."""
+        return len(self.tokens) + self.n * self.max_new
+
+
+@dataclass(eq=False)
+class Sequence_:
+    """One sample being generated."""
+
+    req: Request
+    index: int
+    slot: Slot
+    chain: Any
+    cached: int
+    pos: int
+    pending: int = -1
+    generated: list[int] = field(default_factory=list)
+    text: str = ""
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
+    )
+
+
+@dataclass
+class EngineStats:
+    """Counters since the engine started (read by benchmarks)."""
+
+    prompt_tokens_computed: int = 0
+    prompt_tokens_cached: int = 0
+    decode_steps: int = 0
+    tokens_generated: int = 0
+    evictions: int = 0
+
+
+class Engine:
+    """Owns a :class:`NativeModel` and runs the scheduling loop on its own thread."""
+
+    def __init__(self, native: NativeModel, max_seq_len: int) -> None:
+        self.native = native
+        self.max_seq_len = max_seq_len
+        self.stats = EngineStats()
+        self._slots = SlotTable(native.n_seq_max)
+        self._queue: queue.Queue[Request | None] = queue.Queue()
+        self._waiting: deque[Request] = deque()
+        self._active: list[Sequence_] = []
+        self._committed = 0  # KV cells reserved by admitted, unfinished requests
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ttscale-llamacpp-engine", daemon=True)
+        self._thread.start()
+
+    # -- public, any thread --------------------------------------------------------------------------------
+    def submit(self, tokens: list[int], params: SamplingParams, n: int, seed: int) -> Future[list[Completion]]:
+        """Queue a request; the future resolves to its n completions in sample order."""
+        if self._closed.is_set():
+            raise EngineClosed("the engine is closed; create a new generator")
+        if n > self.native.n_seq_max:
+            raise GenerationError(f"n={n} exceeds the engine's {self.native.n_seq_max} sequence slots")
+        max_new = min(params.max_tokens, self.max_seq_len - len(tokens))
+        req = Request(tokens, params, n, max_new, seed, outputs=[None] * n)
+        if req.cells_needed > self.native.n_cells:
+            raise GenerationError(
+                f"request needs up to {req.cells_needed} KV cells (prompt {len(tokens)} + {n} x {max_new} "
+                f"tokens) but the engine has {self.native.n_cells}; lower n or max_tokens, or raise n_cells"
+            )
+        self._queue.put(req)
+        return req.future
+
+    def close(self) -> None:
+        """Stop the loop, fail unfinished requests with :class:`EngineClosed`, free llama.cpp memory."""
+        if not self._closed.is_set():
+            self._closed.set()
+            self._queue.put(None)
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    # -- the loop, engine thread -------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while not self._closed.is_set():
+                self._admit()
+                if self._active:
+                    self._step()
+        except BaseException as exc:  # a bug or a llama.cpp failure: nobody may wait forever
+            self._fail_everything(GenerationError(f"engine stopped: {exc!r}"))
+            raise
+        finally:
+            self._fail_everything(EngineClosed("the engine was closed before this request finished"))
+            self.native.close()
+
+    def _fail_everything(self, exc: Exception) -> None:
+        reqs = {s.req for s in self._active} | set(self._waiting)
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                reqs.add(item)
+        for req in reqs:
+            self._fail(req, exc)
+        self._waiting.clear()
+
+    def _admit(self) -> None:
+        block = not self._active and not self._waiting
+        while True:
+            try:
+                item = self._queue.get(block=block)
+            except queue.Empty:
+                break
+            if item is None:
+                return
+            self._waiting.append(item)
+            block = False
+        while self._waiting and self._fits(self._waiting[0]):
+            req = self._waiting.popleft()
+            if not req.future.set_running_or_notify_cancel():
+                continue
+            try:
+                self._start(req)
+            except Exception as exc:  # noqa: BLE001 - isolate a bad request (e.g. its logits processor)
+                self._fail(req, exc)
+
+    def _fits(self, req: Request) -> bool:
+        if req.future.cancelled():
+            return True  # admitted only to be dropped
+        if not self._active:
+            return True  # alone it always fits: submit() checked its size against the pool
+        slots_ok = self._slots.available() >= req.n + 1
+        return slots_ok and self._committed + req.cells_needed <= self.native.n_cells
+
+    def _start(self, req: Request) -> None:
+        """Prefill the prompt (reusing a cached prefix), fork it n ways, draw every sample's first token."""
+        source, lcp = self._slots.best_prefix(req.tokens)
+        if self._slots.available(keep=source) < req.n:
+            source, lcp = None, 0  # keeping the source would leave too few slots for the samples
+        lcp = min(lcp, len(req.tokens) - 1)  # the last prompt token is always recomputed for its logits
+        req.admitted, req.live = True, req.n
+        self._committed += req.cells_needed
+        first = self._take_slot(keep=source)
+        try:
+            if source is not None and lcp > 0:
+                self.native.seq_copy(source.id, first.id, 0, lcp)
+            first.tokens = list(req.tokens[:lcp])
+            row = self._prefill(first, req.tokens[lcp:])
+        except BaseException:
+            first.active, first.tokens = False, []
+            self.native.seq_remove(first.id)
+            raise
+        self.stats.prompt_tokens_computed += len(req.tokens) - lcp
+        self.stats.prompt_tokens_cached += lcp + (req.n - 1) * len(req.tokens)
+        seqs = [self._new_sequence(req, 0, first, lcp)]
+        for i in range(1, req.n):
+            slot = self._take_slot(keep=first)
+            self.native.seq_copy(first.id, slot.id, -1, -1)
+            slot.tokens = list(req.tokens)
+            seqs.append(self._new_sequence(req, i, slot, len(req.tokens)))
+        self._active.extend(seqs)
+        base = self.native.logits(row).copy() if req.params.logits_processors else None
+        for seq in seqs:
+            if req.done:
+                break
+            if base is not None:
+                self.native.logits(row)[:] = base  # each sample's processors start from the model's logits
+            self._sample(seq, row)
+
+    def _new_sequence(self, req: Request, i: int, slot: Slot, cached: int) -> Sequence_:
+        chain = self.native.sampler(req.params, req.seed + i)
+        return Sequence_(req, i, slot, chain, cached, pos=len(req.tokens))
+
+    def _take_slot(self, keep: Slot | None) -> Slot:
+        slot, evict = self._slots.take(keep=keep)
+        if evict:
+            self.native.seq_remove(slot.id)
+            self.stats.evictions += 1
+            slot.tokens = []
+        slot.active = True
+        self._slots.touch(slot)
+        return slot
+
+    def _prefill(self, slot: Slot, suffix: list[int]) -> int:
+        """Decode ``suffix`` into ``slot`` in chunks; returns the batch row holding the last logits."""
+        cap = self.native.batch_cap
+        row = 0
+        for start in range(0, len(suffix), cap):
+            chunk = suffix[start : start + cap]
+            base = len(slot.tokens)
+            entries = [(t, base + j, slot.id, start + j == len(suffix) - 1) for j, t in enumerate(chunk)]
+            self._decode(entries)
+            slot.tokens.extend(chunk)
+            row = len(chunk) - 1
+        return row
+
+    def _decode(self, entries: list[tuple[int, int, int, bool]]) -> None:
+        """``llama_decode``, evicting cached prefixes while the KV pool is full."""
+        while True:
+            code = self.native.decode(entries)
+            if code == 0:
+                return
+            victims = self._slots.cached()
+            if code != 1 or not victims:
+                raise GenerationError(f"llama_decode failed with code {code} (KV cache full: {code == 1})")
+            self.native.seq_remove(victims[0].id)
+            victims[0].tokens = []
+            self.stats.evictions += 1
+
+    def _step(self) -> None:
+        """One decode of one token for every live sequence, then one sampling round."""
+        batch = list(self._active)  # at most n_seq_max <= batch capacity
+        try:
+            self._decode([(s.pending, s.pos, s.slot.id, True) for s in batch])
+        except GenerationError as exc:  # no room even after evictions: fail the newest request, retry later
+            self._fail(batch[-1].req, exc)
+            return
+        self.stats.decode_steps += 1
+        for row, seq in enumerate(batch):
+            seq.slot.tokens.append(seq.pending)
+            seq.pos += 1
+            if not seq.req.done:
+                self._sample(seq, row)
+
+    def _sample(self, seq: Sequence_, row: int) -> None:
+        params = seq.req.params
+        try:
+            if params.logprobs is not None or params.logits_processors:
+                logits = self.native.logits(row)
+                record = _logprob_record(logits, params.logprobs) if params.logprobs is not None else None
+                for proc in params.logits_processors:
+                    proc(seq.generated, logits)
+            else:
+                record = None
+            tok = self.native.sample(seq.chain, row)
+            if record is not None:
+                seq.logprobs.append(record.with_token(tok))
+            self._advance(seq, tok)
+        except Exception as exc:  # noqa: BLE001 - one request's failure must not stop the batch
+            self._fail(seq.req, GenerationError(f"request failed while sampling: {exc!r}"))
+
+    def _advance(self, seq: Sequence_, tok: int) -> None:
+        params = seq.req.params
+        if self.native.is_eog(tok):
+            return self._finish(seq, "eos")
+        seq.generated.append(tok)
+        self.stats.tokens_generated += 1
+        before = len(seq.text)
+        seq.text += seq.decoder.decode(self.native.piece(tok))
+        hit = _find_stop(seq.text, before, params.stop)
+        if hit is not None:
+            seq.text = seq.text[: hit[0]]
+            return self._finish(seq, "stop", hit[1])
+        if any(crit(seq.generated, seq.logprobs) for crit in params.stopping_criteria):
+            return self._finish(seq, "criterion")
+        if len(seq.generated) >= seq.req.max_new:
+            return self._finish(seq, "length")
+        seq.pending = tok
+
+    def _finish(self, seq: Sequence_, reason: FinishReason, stop: str | None = None) -> None:
+        req = seq.req
+        if reason != "stop":
+            seq.text += seq.decoder.decode(b"", final=True)
+        req.outputs[seq.index] = Completion(
+            text=seq.text,
+            token_ids=tuple(seq.generated),
+            finish_reason=reason,
+            stop_string=stop,
+            logprobs=tuple(seq.logprobs) if req.params.logprobs is not None else None,
+            prompt_tokens=len(req.tokens),
+            cached_prompt_tokens=seq.cached,
+        )
+        self._release(seq)
+        if req.live == 0 and not req.done:
+            self._retire(req)
+            req.future.set_result([c for c in req.outputs if c is not None])
+
+    def _release(self, seq: Sequence_) -> None:
+        """Stop generating ``seq``; its slot stays cached (its KV is a reusable prefix)."""
+        if seq in self._active:
+            self._active.remove(seq)
+            self.native.free_sampler(seq.chain)
+            seq.slot.active = False
+            self._slots.touch(seq.slot)
+            seq.req.live -= 1
+
+    def _retire(self, req: Request) -> None:
+        """Mark ``req`` finished and give back the KV cells it reserved."""
+        if req.admitted and not req.done:
+            self._committed -= req.cells_needed
+        req.done = True
+
+    def _fail(self, req: Request, exc: BaseException) -> None:
+        for seq in [s for s in self._active if s.req is req]:
+            self._release(seq)
+        self._retire(req)
+        if not req.future.done():
+            req.future.set_exception(exc)
+
+
+@dataclass(frozen=True)
+class _PartialLogprob:
+    logprobs: np.ndarray[Any, Any]
+    top: tuple[tuple[int, float], ...]
+
+    def with_token(self, tok: int) -> TokenLogprob:
+        return TokenLogprob(tok, float(self.logprobs[tok]), self.top)
+
+
+def _logprob_record(logits: np.ndarray[Any, Any], k: int | None) -> _PartialLogprob:
+    """Log-softmax of the model's raw logits (before processors, temperature or truncation), and its top k."""
+    x = logits.astype(np.float64)
+    m = x.max()
+    lp = x - (m + np.log(np.exp(x - m).sum()))
+    top: tuple[tuple[int, float], ...] = ()
+    if k:
+        idx = np.argpartition(-lp, k)[:k]
+        idx = idx[np.argsort(-lp[idx], kind="stable")]
+        top = tuple((int(i), float(lp[i])) for i in idx)
+    return _PartialLogprob(lp, top)
+
+
+def _find_stop(text: str, before: int, stops: tuple[str, ...]) -> tuple[int, str] | None:
+    """Earliest stop string that ends in the newly added text, as (position, string)."""
+    best: tuple[int, str] | None = None
+    for s in stops:
+        i = text.find(s, max(0, before - len(s) + 1))
+        if i >= 0 and (best is None or i < best[0]):
+            best = (i, s)
+    return best
