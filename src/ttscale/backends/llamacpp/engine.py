@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import queue
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -77,15 +78,21 @@ class EngineStats:
     prompt_tokens_cached: int = 0
     decode_steps: int = 0
     tokens_generated: int = 0
+    decoded_tokens: int = 0
+    """Tokens run through decode steps (one per live sequence per step)."""
+    prefill_seconds: float = 0.0
+    step_seconds: float = 0.0
+    """Time in decode steps: ``llama_decode`` plus sampling and bookkeeping of every live sequence."""
     evictions: int = 0
 
 
 class Engine:
     """Owns a :class:`NativeModel` and runs the scheduling loop on its own thread."""
 
-    def __init__(self, native: NativeModel, max_seq_len: int) -> None:
+    def __init__(self, native: NativeModel, max_seq_len: int, prefix_cache: bool = True) -> None:
         self.native = native
         self.max_seq_len = max_seq_len
+        self.prefix_cache = prefix_cache
         self.stats = EngineStats()
         self._slots = SlotTable(native.n_seq_max)
         self._queue: queue.Queue[Request | None] = queue.Queue()
@@ -178,7 +185,7 @@ class Engine:
 
     def _start(self, req: Request) -> None:
         """Prefill the prompt (reusing a cached prefix), fork it n ways, draw every sample's first token."""
-        source, lcp = self._slots.best_prefix(req.tokens)
+        source, lcp = self._slots.best_prefix(req.tokens) if self.prefix_cache else (None, 0)
         if self._slots.available(keep=source) < req.n:
             source, lcp = None, 0  # keeping the source would leave too few slots for the samples
         lcp = min(lcp, len(req.tokens) - 1)  # the last prompt token is always recomputed for its logits
@@ -189,7 +196,9 @@ class Engine:
             if source is not None and lcp > 0:
                 self.native.seq_copy(source.id, first.id, 0, lcp)
             first.tokens = list(req.tokens[:lcp])
+            t0 = time.perf_counter()
             row = self._prefill(first, req.tokens[lcp:])
+            self.stats.prefill_seconds += time.perf_counter() - t0
         except BaseException:
             first.active, first.tokens = False, []
             self.native.seq_remove(first.id)
@@ -254,17 +263,20 @@ class Engine:
     def _step(self) -> None:
         """One decode of one token for every live sequence, then one sampling round."""
         batch = list(self._active)  # at most n_seq_max <= batch capacity
+        t0 = time.perf_counter()
         try:
             self._decode([(s.pending, s.pos, s.slot.id, True) for s in batch])
         except GenerationError as exc:  # no room even after evictions: fail the newest request, retry later
             self._fail(batch[-1].req, exc)
             return
         self.stats.decode_steps += 1
+        self.stats.decoded_tokens += len(batch)
         for row, seq in enumerate(batch):
             seq.slot.tokens.append(seq.pending)
             seq.pos += 1
             if not seq.req.done:
                 self._sample(seq, row)
+        self.stats.step_seconds += time.perf_counter() - t0
 
     def _sample(self, seq: Sequence_, row: int) -> None:
         params = seq.req.params

@@ -53,12 +53,12 @@ class LlamaCppGenerator:
             bos_token=self.native.token_text(int(bos)) if bos else "",
             eos_token=self.native.token_text(int(eos)) if eos else "",
         )
-        self.engine = Engine(self.native, max_seq_len=n_ctx)
+        self.engine = Engine(self.native, max_seq_len=n_ctx, prefix_cache=self.config.prefix_cache)
         self._cache: OrderedDict[Prompt, list[int]] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     @classmethod
-    def from_model(cls, name_or_path: str, **config: int) -> LlamaCppGenerator:
+    def from_model(cls, name_or_path: str, **config: int | bool) -> LlamaCppGenerator:
         """Open a catalog model (pulled on first use) or a path to a ``.gguf`` file."""
         from ...models import resolve
 
@@ -74,7 +74,7 @@ class LlamaCppGenerator:
             continue_prefix=True,
             logits_processors=True,
             stopping_criteria=True,
-            prefix_cache=True,
+            prefix_cache=self.config.prefix_cache,
         )
 
     @property

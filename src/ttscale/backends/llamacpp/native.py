@@ -40,6 +40,8 @@ class ContextConfig:
     """Most tokens per ``llama_decode`` call (prompts are prefilled in chunks of this size)."""
     n_threads: int = 0
     """CPU threads; 0 means all cores."""
+    prefix_cache: bool = True
+    """Reuse the KV of earlier prompts sharing a token prefix (off only to measure what it saves)."""
 
 
 class NativeModel:

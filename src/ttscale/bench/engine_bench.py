@@ -1,0 +1,79 @@
+"""``ttscale bench engine``: batched sampling throughput of the engine next to a raw decode loop.
+
+For each n the engine draws n samples of one GSM8K prompt the way self-consistency does (temperature 0.7,
+top-k 40, top-p 0.95, a seed per sequence), every sample forced to run exactly ``tokens`` tokens (end of
+generation tokens are banned by logit bias) so both sides decode the same batch shape. The raw loop
+(:mod:`ttscale.bench.raw_loop`) decodes the same shape in the same process right after. Reported: prefill
+time, aggregate decode tokens/s, the engine's rate against n=1, and engine / raw per n.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..backends.llamacpp.generator import LlamaCppGenerator
+from ..backends.llamacpp.native import ContextConfig
+from ..prompts import MATH_COT_SYSTEM_PROMPT as COT_SYSTEM
+from ..types import Prompt, SamplingParams
+from .raw_loop import open_native, raw_decode
+
+QUESTION = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+    "How many clips did Natalia sell altogether in April and May?"
+)
+
+
+def sc_params(n: int, tokens: int, ban: Sequence[int] = ()) -> SamplingParams:
+    return SamplingParams(
+        n=n, max_tokens=tokens, temperature=0.7, top_k=40, top_p=0.95, seed=1000,
+        logit_bias=tuple((t, float("-inf")) for t in ban),
+    )
+
+
+def _eog_tokens(gen: LlamaCppGenerator) -> list[int]:
+    return [t for t in range(gen.native.n_vocab) if gen.native.is_eog(t)]
+
+
+def engine_run(path: Path, name: str, n: int, tokens: int) -> dict[str, Any]:
+    config = ContextConfig(n_cells=256 + n * (tokens + 128), n_seq_max=max(2 * n, 2))
+    with LlamaCppGenerator(path, name=name, config=config) as gen:
+        prompt = Prompt.user(QUESTION, system=COT_SYSTEM)
+        out = gen.generate([prompt], sc_params(n, tokens, _eog_tokens(gen)))
+        stats = gen.engine.stats
+        assert all(len(c.token_ids) == tokens for c in out[0]), "a sample stopped early"
+        return {
+            "prompt_tokens": len(gen.tokens(prompt)),
+            "prefill_s": round(stats.prefill_seconds, 4),
+            "decode_s": round(stats.step_seconds, 4),
+            "tok_s": round(stats.decoded_tokens / stats.step_seconds, 2),
+        }
+
+
+def raw_run(path: Path, n: int, tokens: int, prompt_tokens: list[int]) -> dict[str, Any]:
+    native = open_native(str(path), n, len(prompt_tokens), tokens)
+    try:
+        # same rows as the engine: each step decodes n tokens; the first picks come from the prefill
+        timing = raw_decode(native, prompt_tokens, n, tokens - 1, sc_params(n, tokens))
+    finally:
+        native.close()
+    return {"prefill_s": round(timing.prefill_seconds, 4), "tok_s": round(timing.tokens_per_second, 2)}
+
+
+def run(path: Path, name: str, ns: Sequence[int], tokens: int) -> dict[str, Any]:
+    """Measure every n; returns rows plus the summary ratios the issue asks for."""
+    with LlamaCppGenerator(path, name=name, config=ContextConfig(n_cells=2048, n_seq_max=2)) as gen:
+        prompt_tokens = gen.tokens(Prompt.user(QUESTION, system=COT_SYSTEM))
+    rows = []
+    for n in ns:
+        eng = engine_run(path, name, n, tokens)
+        raw = raw_run(path, n, tokens, prompt_tokens)
+        rows.append({"n": n, "engine": eng, "raw": raw, "engine_vs_raw": round(eng["tok_s"] / raw["tok_s"], 3)})
+    base = next((r["engine"]["tok_s"] for r in rows if r["n"] == 1), None)
+    summary: dict[str, Any] = {"model": name, "tokens": tokens, "rows": rows}
+    for r in rows:
+        if base:
+            summary[f"ratio_n{r['n']}_vs_n1"] = round(r["engine"]["tok_s"] / base, 3)
+    summary["engine_vs_raw"] = min(r["engine_vs_raw"] for r in rows)
+    return summary

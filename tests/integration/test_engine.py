@@ -1,0 +1,168 @@
+"""The embedded llama.cpp engine on a real GGUF model (SmolLM2-135M): the Generator contract."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from ttscale import (
+    Budget,
+    EngineClosed,
+    GenerationError,
+    Ledger,
+    Prompt,
+    PromptTooLong,
+    SamplingParams,
+)
+from ttscale.backends.llamacpp import ContextConfig, LlamaCppGenerator
+
+pytestmark = pytest.mark.integration
+
+Q = Prompt.user("What is 12 * 7? Answer briefly.")
+GREEDY = SamplingParams(n=1, temperature=0.0, max_tokens=24)
+SAMPLED = SamplingParams(n=4, temperature=0.7, top_k=40, top_p=0.95, max_tokens=24, seed=7)
+
+
+def test_model_facts_come_from_the_file(small: LlamaCppGenerator) -> None:
+    info = small.model
+    assert info.n_layers == 30 and info.d_model == 576
+    # tied head: no output.weight, so the 49152 x 576 projection is counted once, embedding not at all
+    assert small.facts.tied_head and info.n_params == small.facts.n_params_total
+    assert info.vocab_size == 49152
+
+
+def test_greedy_is_deterministic_and_second_call_hits_the_prefix_cache(small: LlamaCppGenerator) -> None:
+    probe = Prompt.user("Name three primary colors.")
+    a = small.generate([probe], GREEDY)[0][0]
+    b = small.generate([probe], GREEDY)[0][0]
+    assert a.text == b.text and a.token_ids == b.token_ids
+    assert b.cached_prompt_tokens == b.prompt_tokens - 1  # all but the last token, recomputed for logits
+    assert len(a.token_ids) <= 24
+
+
+def test_n_samples_fork_one_prefill_and_seed_reproduces(small: LlamaCppGenerator) -> None:
+    first = small.generate([Q], SAMPLED)[0]
+    again = small.generate([Q], SAMPLED)[0]
+    assert len(first) == 4
+    assert [c.text for c in first] == [c.text for c in again]
+    assert len({c.text for c in first}) > 1  # different seeds per sample give different samples
+    assert all(c.cached_prompt_tokens == c.prompt_tokens for c in first[1:])  # forks: nothing recomputed
+
+
+def test_batch_of_prompts_keeps_input_order(small: LlamaCppGenerator) -> None:
+    prompts = [Prompt.user(f"Repeat the number {k} and stop.") for k in (3, 8)]
+    out = small.generate(prompts, SamplingParams(n=2, temperature=0.0, max_tokens=12))
+    assert [len(g) for g in out] == [2, 2]
+    assert out[0][0].prompt_tokens == small.count_prompt_tokens(prompts[:1])[0]
+    solo = small.generate(prompts[1:], SamplingParams(n=1, temperature=0.0, max_tokens=12))
+    assert "8" in out[1][0].text and solo[0][0].text.startswith(out[1][0].text[:3])
+
+
+def test_stop_string_is_cut_and_reported(small: LlamaCppGenerator) -> None:
+    free = small.generate([Q], GREEDY)[0][0].text
+    stop = free.split()[1]  # a word the model is known to write
+    c = small.generate([Q], SamplingParams(n=1, temperature=0.0, max_tokens=24, stop=(stop,)))[0][0]
+    assert c.finish_reason == "stop" and c.stop_string == stop
+    assert stop not in c.text and free.startswith(c.text)
+
+
+def test_max_tokens_gives_length(small: LlamaCppGenerator) -> None:
+    c = small.generate([Prompt.user("Write a long story about a dragon.")],
+                       SamplingParams(n=1, temperature=0.0, max_tokens=5))[0][0]
+    assert c.finish_reason == "length" and len(c.token_ids) == 5
+
+
+def test_logprobs_are_a_distribution_and_greedy_picks_the_top(small: LlamaCppGenerator) -> None:
+    c = small.generate([Q], SamplingParams(n=1, temperature=0.0, max_tokens=8, logprobs=5))[0][0]
+    assert c.logprobs is not None and len(c.logprobs) == len(c.token_ids)
+    for rec, tok in zip(c.logprobs, c.token_ids, strict=True):
+        assert rec.token_id == tok and rec.top[0][0] == tok
+        lps = [lp for _, lp in rec.top]
+        assert lps == sorted(lps, reverse=True) and all(lp <= 0 for lp in lps)
+        assert sum(np.exp(lps)) <= 1.0 + 1e-6
+
+
+def test_logits_processor_bans_a_token(small: LlamaCppGenerator) -> None:
+    plain = small.generate([Q], GREEDY)[0][0]
+    banned = plain.token_ids[0]
+
+    def ban(generated: Sequence[int], logits: np.ndarray) -> None:
+        logits[banned] = -np.inf
+
+    c = small.generate([Q], SamplingParams(n=2, temperature=0.0, max_tokens=24, logits_processors=(ban,)))[0]
+    assert all(banned not in x.token_ids for x in c)
+    assert c[0].token_ids[:1] != plain.token_ids[:1]
+
+
+def test_stopping_criterion(small: LlamaCppGenerator) -> None:
+    def after_three(generated: Sequence[int], logprobs: Sequence[object]) -> bool:
+        return len(generated) >= 3
+
+    c = small.generate([Q], SamplingParams(n=1, temperature=0.0, max_tokens=24, stopping_criteria=(after_three,)))
+    assert c[0][0].finish_reason == "criterion" and len(c[0][0].token_ids) == 3
+
+
+def test_assistant_prefix_is_continued(small: LlamaCppGenerator) -> None:
+    full = small.generate([Q], SamplingParams(n=1, temperature=0.0, max_tokens=40))[0][0]
+    cut = full.text.index(" ", len(full.text) // 3)  # at a word boundary, so tokens line up
+    head = full.text[:cut]
+    rest = small.generate([Q.continued(head)], SamplingParams(n=1, temperature=0.0, max_tokens=8))[0][0]
+    assert rest.cached_prompt_tokens > 0  # the conversation part came from the prefix cache
+    assert full.text.startswith(head + rest.text)  # greedy continuation picks up exactly where it was cut
+    assert small.template.render(Q.continued(head)).endswith("<|im_start|>assistant\n" + head)
+
+
+def test_prompt_too_long_is_refused_before_decoding(small_path: object) -> None:
+    with LlamaCppGenerator(str(small_path), config=ContextConfig(n_cells=256, n_seq_max=4)) as gen:
+        before = gen.engine.stats.decoded_tokens
+        with pytest.raises(PromptTooLong, match="shorten"):
+            gen.generate([Prompt.user("word " * 400)], GREEDY)
+        assert gen.engine.stats.prompt_tokens_computed == 0 and gen.engine.stats.decoded_tokens == before
+
+
+def test_failing_request_does_not_poison_its_batch(small: LlamaCppGenerator) -> None:
+    def broken(generated: Sequence[int], logits: np.ndarray) -> None:
+        if len(generated) == 2:
+            raise ValueError("processor bug")
+
+    results: dict[str, object] = {}
+
+    def good() -> None:
+        results["good"] = small.generate([Q], SamplingParams(n=2, temperature=0.0, max_tokens=16))
+
+    def bad() -> None:
+        try:
+            small.generate([Q], SamplingParams(n=2, temperature=0.0, max_tokens=16, logits_processors=(broken,)))
+        except GenerationError as e:
+            results["bad"] = e
+
+    threads = [threading.Thread(target=bad), threading.Thread(target=good)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert isinstance(results.get("bad"), GenerationError) and "processor bug" in str(results["bad"])
+    good_out = results["good"]
+    assert isinstance(good_out, list) and len(good_out[0]) == 2 and good_out[0][0].token_ids
+
+
+def test_meter_budget_is_never_overspent_on_the_real_engine(small: LlamaCppGenerator) -> None:
+    ledger = Ledger(Budget(tokens=120))
+    meter = ledger.meter(small)
+    out = meter.generate([Q], SamplingParams(n=4, temperature=0.7, top_k=40, max_tokens=200, seed=1))
+    spent = ledger.usage().total
+    assert spent.total_tokens <= 120
+    assert all(len(c.token_ids) <= (120 - out[0][0].prompt_tokens) // 4 for c in out[0])
+    assert spent.flops > 2 * small.model.n_params * spent.total_tokens  # attention term included
+
+
+def test_close_stops_the_thread_and_refuses_new_work(small_path: object) -> None:
+    gen = LlamaCppGenerator(str(small_path), config=ContextConfig(n_cells=1024, n_seq_max=4))
+    gen.generate([Q], SamplingParams(n=1, temperature=0.0, max_tokens=2))
+    gen.close()
+    assert not gen.engine._thread.is_alive()
+    with pytest.raises(EngineClosed):
+        gen.generate([Q], GREEDY)
