@@ -19,6 +19,8 @@ from .errors import (
     TTScaleError,
     UnknownNameError,
 )
+from .solve import solve
+from .strategies import build_strategy
 from .types import (
     Candidate,
     Completion,
@@ -64,5 +66,7 @@ __all__ = [
     "UnknownNameError",
     "Usage",
     "__version__",
+    "build_strategy",
     "reasoning_phase",
+    "solve",
 ]
