@@ -38,7 +38,7 @@ class UnknownNameError(ConfigError, KeyError):
         close = difflib.get_close_matches(name, self.known, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         listing = ", ".join(self.known) if self.known else "(none)"
-        super().__init__(f"unknown {kind} {name!r}.{hint} Known {kind}s: {listing}")
+        super().__init__(f"unknown {kind} {name!r}.{hint} Known {kind} names: {listing}")
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return str(self.args[0])

@@ -36,5 +36,7 @@ def small(small_path: Path) -> Iterator[LlamaCppGenerator]:
 @pytest.fixture(scope="module")
 def default(default_path: Path) -> Iterator[LlamaCppGenerator]:
     """Qwen2.5-Coder-0.5B-Instruct, the default model, for the few tests that need a sensible answer."""
-    with LlamaCppGenerator(default_path, name=DEFAULT, config=ContextConfig(n_cells=8192, n_seq_max=32)) as gen:
+    with LlamaCppGenerator(
+        default_path, name=DEFAULT, config=ContextConfig(n_cells=8192, n_seq_max=32)
+    ) as gen:
         yield gen

@@ -70,8 +70,10 @@ def test_stop_string_is_cut_and_reported(small: LlamaCppGenerator) -> None:
 
 
 def test_max_tokens_gives_length(small: LlamaCppGenerator) -> None:
-    c = small.generate([Prompt.user("Write a long story about a dragon.")],
-                       SamplingParams(n=1, temperature=0.0, max_tokens=5))[0][0]
+    c = small.generate(
+        [Prompt.user("Write a long story about a dragon.")],
+        SamplingParams(n=1, temperature=0.0, max_tokens=5),
+    )[0][0]
     assert c.finish_reason == "length" and len(c.token_ids) == 5
 
 
@@ -101,7 +103,9 @@ def test_stopping_criterion(small: LlamaCppGenerator) -> None:
     def after_three(generated: Sequence[int], logprobs: Sequence[object]) -> bool:
         return len(generated) >= 3
 
-    c = small.generate([Q], SamplingParams(n=1, temperature=0.0, max_tokens=24, stopping_criteria=(after_three,)))
+    c = small.generate(
+        [Q], SamplingParams(n=1, temperature=0.0, max_tokens=24, stopping_criteria=(after_three,))
+    )
     assert c[0][0].finish_reason == "criterion" and len(c[0][0].token_ids) == 3
 
 
@@ -135,7 +139,9 @@ def test_failing_request_does_not_poison_its_batch(small: LlamaCppGenerator) -> 
 
     def bad() -> None:
         try:
-            small.generate([Q], SamplingParams(n=2, temperature=0.0, max_tokens=16, logits_processors=(broken,)))
+            small.generate(
+                [Q], SamplingParams(n=2, temperature=0.0, max_tokens=16, logits_processors=(broken,))
+            )
         except GenerationError as e:
             results["bad"] = e
 

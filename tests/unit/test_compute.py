@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
@@ -84,23 +85,26 @@ def test_without_native_n_each_sample_pays_its_prompt() -> None:
     budget_flops=st.one_of(st.none(), st.floats(0, 5e4)),
     calls=st.lists(
         st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 60), st.text("ab ", max_size=30)),
-        min_size=1, max_size=8,
+        min_size=1,
+        max_size=8,
     ),
     native_n=st.booleans(),
     cache=st.booleans(),
 )
 def test_budget_is_never_overspent(budget_tokens, budget_flops, calls, native_n, cache) -> None:  # type: ignore[no-untyped-def]
-    gen = ScriptedGenerator([WORDS, "x", WORDS * 3], model=ScriptedModel(n_params=50, n_layers=2, d_model=4),
-                            native_n=native_n, prefix_cache=cache)
+    gen = ScriptedGenerator(
+        [WORDS, "x", WORDS * 3],
+        model=ScriptedModel(n_params=50, n_layers=2, d_model=4),
+        native_n=native_n,
+        prefix_cache=cache,
+    )
     budget = Budget(budget_tokens, budget_flops)
     ledger = Ledger(budget)
     meter = ledger.meter(gen)
     for n_prompts, n, max_tokens, text in calls:
         prompts = [Prompt.user(text + f" {i}") for i in range(n_prompts)]
-        try:
+        with contextlib.suppress(BudgetExhausted):
             meter.generate(prompts, SamplingParams(n=n, max_tokens=max_tokens))
-        except BudgetExhausted:
-            pass
         total = ledger.usage().total
         if budget.tokens is not None:
             assert total.total_tokens <= budget.tokens

@@ -52,7 +52,7 @@ def test_default_strategy_is_self_consistency(scripted: Make, boxed: Boxed) -> N
 
 
 def test_solve_rejects_unknown_params(scripted: Make) -> None:
-    with pytest.raises(UnknownNameError, match="Known parameters: max_tokens, seed"):
+    with pytest.raises(UnknownNameError, match="Known parameter names: max_tokens, seed"):
         solve("2+2?", "direct", generator=scripted(["x"]), n=4)
 
 

@@ -74,8 +74,15 @@ class Generator(Protocol):
     def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]: ...
 
 
-def require(generator: Generator, *, who: str, logprobs: int = 0, continue_prefix: bool = False,
-            logits_processors: bool = False, stopping_criteria: bool = False) -> None:
+def require(
+    generator: Generator,
+    *,
+    who: str,
+    logprobs: int = 0,
+    continue_prefix: bool = False,
+    logits_processors: bool = False,
+    stopping_criteria: bool = False,
+) -> None:
     """Raise :class:`CapabilityError` naming ``who`` if ``generator`` lacks a needed capability."""
     caps = generator.capabilities
     missing = []

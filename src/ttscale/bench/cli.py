@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Measure the engine: batched throughput and prefix-cache savings.", no_args_is_help=True)
+app = typer.Typer(
+    help="Measure the engine: batched throughput and prefix-cache savings.", no_args_is_help=True
+)
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Catalog name or path to a .gguf file.")]
 
@@ -40,8 +42,14 @@ def engine(
 
         table = Table("n", "engine tok/s", "raw tok/s", "engine/raw", "engine prefill s", "raw prefill s")
         for r in result["rows"]:
-            table.add_row(str(r["n"]), str(r["engine"]["tok_s"]), str(r["raw"]["tok_s"]),
-                          str(r["engine_vs_raw"]), str(r["engine"]["prefill_s"]), str(r["raw"]["prefill_s"]))
+            table.add_row(
+                str(r["n"]),
+                str(r["engine"]["tok_s"]),
+                str(r["raw"]["tok_s"]),
+                str(r["engine_vs_raw"]),
+                str(r["engine"]["prefill_s"]),
+                str(r["raw"]["prefill_s"]),
+            )
         Console(stderr=True).print(table)
     typer.echo(json.dumps(result))
 

@@ -27,7 +27,12 @@ QUESTION = (
 
 def sc_params(n: int, tokens: int, ban: Sequence[int] = ()) -> SamplingParams:
     return SamplingParams(
-        n=n, max_tokens=tokens, temperature=0.7, top_k=40, top_p=0.95, seed=1000,
+        n=n,
+        max_tokens=tokens,
+        temperature=0.7,
+        top_k=40,
+        top_p=0.95,
+        seed=1000,
         logit_bias=tuple((t, float("-inf")) for t in ban),
     )
 
@@ -69,7 +74,9 @@ def run(path: Path, name: str, ns: Sequence[int], tokens: int) -> dict[str, Any]
     for n in ns:
         eng = engine_run(path, name, n, tokens)
         raw = raw_run(path, n, tokens, prompt_tokens)
-        rows.append({"n": n, "engine": eng, "raw": raw, "engine_vs_raw": round(eng["tok_s"] / raw["tok_s"], 3)})
+        rows.append(
+            {"n": n, "engine": eng, "raw": raw, "engine_vs_raw": round(eng["tok_s"] / raw["tok_s"], 3)}
+        )
     base = next((r["engine"]["tok_s"] for r in rows if r["n"] == 1), None)
     summary: dict[str, Any] = {"model": name, "tokens": tokens, "rows": rows}
     for r in rows:

@@ -28,8 +28,9 @@ class LoopTiming:
         return self.tokens / self.decode_seconds if self.decode_seconds else 0.0
 
 
-def raw_decode(native: NativeModel, prompt: list[int], n: int, steps: int, params: SamplingParams,
-               seed: int = 1000) -> LoopTiming:
+def raw_decode(
+    native: NativeModel, prompt: list[int], n: int, steps: int, params: SamplingParams, seed: int = 1000
+) -> LoopTiming:
     """Decode ``steps`` tokens for each of ``n`` forks of ``prompt``; the context must be empty."""
     chains = [native.sampler(params, seed + s) for s in range(n)]
     try:

@@ -104,7 +104,9 @@ class Engine:
         self._thread.start()
 
     # -- public, any thread --------------------------------------------------------------------------------
-    def submit(self, tokens: list[int], params: SamplingParams, n: int, seed: int) -> Future[list[Completion]]:
+    def submit(
+        self, tokens: list[int], params: SamplingParams, n: int, seed: int
+    ) -> Future[list[Completion]]:
         """Queue a request; the future resolves to its n completions in sample order."""
         if self._closed.is_set():
             raise EngineClosed("the engine is closed; create a new generator")

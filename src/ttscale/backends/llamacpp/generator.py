@@ -29,8 +29,14 @@ class LlamaCppGenerator:
     Close it (or use it as a context manager) to stop the engine thread and free the model.
     """
 
-    def __init__(self, path: str | Path, *, name: str | None = None, config: ContextConfig | None = None,
-                 sha256: str = "") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        config: ContextConfig | None = None,
+        sha256: str = "",
+    ) -> None:
         path = Path(path)
         self.path = path
         self.facts: GGUFFacts = read_gguf_facts(path)
@@ -58,13 +64,14 @@ class LlamaCppGenerator:
         self._cache_lock = threading.Lock()
 
     @classmethod
-    def from_model(cls, name_or_path: str, **config: int | bool) -> LlamaCppGenerator:
+    def from_model(cls, name_or_path: str, config: ContextConfig | None = None) -> LlamaCppGenerator:
         """Open a catalog model (pulled on first use) or a path to a ``.gguf`` file."""
-        from ...models import resolve
+        from ...models import get_entry, resolve
 
         path = resolve(name_or_path)
-        name = name_or_path if not name_or_path.endswith(".gguf") else Path(name_or_path).stem
-        return cls(path, name=name, config=ContextConfig(**config))
+        if name_or_path.endswith(".gguf"):
+            return cls(path, name=Path(name_or_path).stem, config=config)
+        return cls(path, name=name_or_path, config=config, sha256=get_entry(name_or_path).sha256)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -124,6 +131,7 @@ class LlamaCppGenerator:
     def __enter__(self) -> LlamaCppGenerator:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
