@@ -218,3 +218,7 @@ _mount("ttscale.bench.cli", "bench")
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -30,8 +30,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from .backends.base import Capabilities, Generator, ModelInfo
-from .errors import BudgetExhausted, ConfigError
+from .backends.base import Capabilities, Generator, ModelInfo, Tokenizer
+from .errors import BudgetExhausted, CapabilityError, ConfigError
 from .types import Completion, ModelUsage, Prompt, SamplingParams, Usage
 
 
@@ -191,6 +191,18 @@ class Meter:
 
     def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
         return self.inner.count_prompt_tokens(prompts)
+
+    def encode(self, text: str) -> list[int]:
+        """The wrapped generator's tokenizer (see :class:`~ttscale.backends.base.Tokenizer`); free of charge."""
+        return self._tokenizer().encode(text)
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return self._tokenizer().decode(token_ids)
+
+    def _tokenizer(self) -> Tokenizer:
+        if not isinstance(self.inner, Tokenizer):
+            raise CapabilityError(f"model {self.inner.model.name!r} on this backend exposes no tokenizer")
+        return self.inner
 
     def usage(self) -> Usage:
         return self.ledger.usage()

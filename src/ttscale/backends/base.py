@@ -31,6 +31,8 @@ class Capabilities:
     """Applies ``SamplingParams.stopping_criteria``."""
     prefix_cache: bool = False
     """Reuses the KV of earlier prompts that share a token prefix."""
+    tokenizer: bool = False
+    """Exposes ``encode``/``decode`` of the model's vocabulary (see :class:`Tokenizer`)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,19 @@ class Generator(Protocol):
     def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]: ...
 
 
+@runtime_checkable
+class Tokenizer(Protocol):
+    """Access to the model's vocabulary, for strategies that work on token ids (TIP, judges).
+
+    ``encode`` never adds BOS and never parses special tokens: it tokenizes plain text as the model would
+    inside a longer text. ``decode`` renders ids back to text (special tokens as nothing).
+    """
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, token_ids: Sequence[int]) -> str: ...
+
+
 def require(
     generator: Generator,
     *,
@@ -82,6 +97,7 @@ def require(
     continue_prefix: bool = False,
     logits_processors: bool = False,
     stopping_criteria: bool = False,
+    tokenizer: bool = False,
 ) -> None:
     """Raise :class:`CapabilityError` naming ``who`` if ``generator`` lacks a needed capability."""
     caps = generator.capabilities
@@ -94,6 +110,8 @@ def require(
         missing.append("logits processors")
     if stopping_criteria and not caps.stopping_criteria:
         missing.append("stopping criteria")
+    if tokenizer and not caps.tokenizer:
+        missing.append("access to its tokenizer")
     if missing:
         raise CapabilityError(
             f"{who} needs {', '.join(missing)}, which model {generator.model.name!r} on this backend does not "

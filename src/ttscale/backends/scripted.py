@@ -79,6 +79,7 @@ class ScriptedGenerator:
             logits_processors=False,
             stopping_criteria=True,
             prefix_cache=prefix_cache,
+            tokenizer=True,
         )
         self._lock = threading.Lock()
         self._draws = 0
@@ -94,6 +95,16 @@ class ScriptedGenerator:
     @property
     def model(self) -> ModelInfo:
         return self._model
+
+    def encode(self, text: str) -> list[int]:
+        """Scripted token ids of ``text`` (ids are assigned in order of first appearance)."""
+        with self._lock:
+            return list(self._ids(tokenize(text)))
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        with self._lock:
+            words = {i: w for w, i in self._vocab.items()}
+        return "".join(words.get(i, "") for i in token_ids)
 
     def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
         return [len(tokenize(render(p))) for p in prompts]

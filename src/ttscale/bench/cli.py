@@ -27,6 +27,7 @@ def engine(
     model: ModelOpt = "qwen2.5-coder-0.5b-instruct",
     n: Annotated[str, typer.Option(help="Comma-separated sample counts.")] = "1,4,8,16",
     tokens: Annotated[int, typer.Option(help="Tokens generated per sample.")] = 128,
+    repeats: Annotated[int, typer.Option(help="Alternating runs per n; the median is reported.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Aggregate decode tokens/s for n samples of one prompt, engine next to a raw llama_decode loop."""
@@ -35,7 +36,7 @@ def engine(
     from .engine_bench import run
 
     path, name = _resolve(model)
-    result = run(Path(str(path)), name, [int(x) for x in n.split(",")], tokens)
+    result = run(Path(str(path)), name, [int(x) for x in n.split(",")], tokens, repeats)
     if not as_json:
         from rich.console import Console
         from rich.table import Table

@@ -82,6 +82,7 @@ class LlamaCppGenerator:
             logits_processors=True,
             stopping_criteria=True,
             prefix_cache=self.config.prefix_cache,
+            tokenizer=True,
         )
 
     @property
@@ -101,6 +102,13 @@ class LlamaCppGenerator:
             if len(self._cache) > _RENDER_CACHE:
                 self._cache.popitem(last=False)
         return ids
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of plain ``text`` (no BOS, special-token markup not parsed)."""
+        return self.native.tokenize(text, add_bos=False, parse_special=False)
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return b"".join(self.native.piece(t) for t in token_ids).decode("utf-8", errors="replace")
 
     def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
         return [len(self.tokens(p)) for p in prompts]

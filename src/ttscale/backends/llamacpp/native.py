@@ -89,16 +89,18 @@ class NativeModel:
             self.model = None
 
     # -- vocabulary (thread-safe) --------------------------------------------------------------------------
-    def tokenize(self, text: str) -> list[int]:
-        """Token ids of ``text``; special tokens in the text (chat markup) are parsed as such."""
+    def tokenize(self, text: str, add_bos: bool | None = None, parse_special: bool = True) -> list[int]:
+        """Token ids of ``text``. By default as a whole prompt: BOS if the model wants one, and special
+        tokens in the text (chat markup) parsed as such."""
         raw = text.encode("utf-8")
+        bos = self.add_bos if add_bos is None else add_bos
         cap = len(raw) + 16
         buf = (self.L.llama_token * cap)()
-        n = self.L.llama_tokenize(self.vocab, raw, len(raw), buf, cap, self.add_bos, True)
+        n = self.L.llama_tokenize(self.vocab, raw, len(raw), buf, cap, bos, parse_special)
         if n < 0:  # buffer too small: -n is the size needed
             cap = -n
             buf = (self.L.llama_token * cap)()
-            n = self.L.llama_tokenize(self.vocab, raw, len(raw), buf, cap, self.add_bos, True)
+            n = self.L.llama_tokenize(self.vocab, raw, len(raw), buf, cap, bos, parse_special)
         return list(buf[:n])
 
     def piece(self, token: int) -> bytes:
