@@ -1,0 +1,144 @@
+"""Benchmark datasets shipped with the package, and ``jsonl:PATH`` for your own.
+
+Each example pairs a :class:`~ttscale.types.Problem` (what a strategy sees: no answer) with its gold
+answer (what only the evaluator reads). The files under ``ttscale/data`` are copies of public benchmark
+files; their sources, commits and licenses are in ``ttscale/data/README.md``.
+
+=============  =====================================  ===========  ===========================================
+name           file                                   answer kind  checker
+=============  =====================================  ===========  ===========================================
+``gsm8k``      gsm8k_test.jsonl (1319, MIT)           number       exact rational equality of the final number
+``math500``    math500_dev250.jsonl (250, MIT)        math         math-verify (LaTeX equivalence)
+``aime24``     aime2024.jsonl (30, MIT)               number       integer equality
+``game24``     game24.jsonl (1362, MIT)               game24       safe AST checker, each number used once
+``hotpotqa``   hotpotqa_dev_distractor_sample100      text         SQuAD-style normalised exact match
+``bamboogle``  bamboogle.jsonl (125, MIT)             text         SQuAD-style normalised exact match
+=============  =====================================  ===========  ===========================================
+
+Real examples, one per dataset:
+
+- gsm8k ``gsm8k-test-0000``: "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning
+  and bakes muffins for her friends every day with four. She sells the remainder at the farmers' market
+  daily for $2 per fresh duck egg. How much in dollars does she make every day at the farmers' market?"
+  -> ``18``.
+- math500 ``test/precalculus/807.json``: "Convert the point $(0,3)$ in rectangular coordinates to polar
+  coordinates. ..." -> ``\\left( 3, \\frac{\\pi}{2} \\right)``.
+- aime24 ``aime-2024-I-01``: "Every morning Aya goes for a $9$-kilometer-long walk and stops at a coffee shop
+  afterwards. ..." -> ``204``.
+- game24 ``game24-0001``: "1 1 4 6" -> any expression using 1, 1, 4, 6 once each that equals 24.
+- hotpotqa ``5a8e0dbd554299068b959e3e``: "What type of media does Hot Pixel and PlayStation Portable have
+  in common?" -> ``video game`` (ten passages in ``metadata["context"]``).
+- bamboogle ``bamboogle-001``: "Who was president of the United States in the year that Citibank was
+  founded?" -> ``james madison``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import ConfigError, UnknownNameError
+from ..types import Problem
+
+AnswerKind = Literal["math", "number", "game24", "text"]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One benchmark item: the problem a strategy sees and the answer only the evaluator reads."""
+
+    problem: Problem
+    """The question (and non-answer metadata such as Game-of-24 numbers or HotpotQA passages)."""
+    answer: str
+    """Gold final answer (empty for Game of 24, which is checked by rule)."""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Source fields kept for analysis that must not reach a strategy (reference solution, level...)."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A packaged dataset."""
+
+    file: str
+    """File name under ``ttscale/data``."""
+    kind: AnswerKind
+    """How answers are extracted and compared."""
+    metadata_fields: tuple[str, ...] = ()
+    """Source fields a strategy may see (never the answer or a solution)."""
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "gsm8k": DatasetSpec("gsm8k_test.jsonl", "number"),
+    "math500": DatasetSpec("math500_dev250.jsonl", "math", ("subject", "level")),
+    "aime24": DatasetSpec("aime2024.jsonl", "number"),
+    "game24": DatasetSpec("game24.jsonl", "game24", ("numbers", "rank")),
+    "hotpotqa": DatasetSpec("hotpotqa_dev_distractor_sample100.jsonl", "text", ("context", "type")),
+    "bamboogle": DatasetSpec("bamboogle.jsonl", "text"),
+}
+"""Packaged datasets by name."""
+
+_REQUIRED = ("id", "question", "answer")
+
+
+def load(
+    name: str, *, limit: int | None = None, offset: int = 0, kind: AnswerKind | None = None
+) -> list[Example]:
+    """Examples ``offset .. offset+limit`` of dataset ``name`` (a packaged name or ``jsonl:PATH``)."""
+    if offset < 0 or (limit is not None and limit < 0):
+        raise ConfigError(f"offset and limit must be >= 0, got offset={offset}, limit={limit}")
+    if name.startswith("jsonl:"):
+        path = Path(name[len("jsonl:") :])
+        if not path.is_file():
+            raise ConfigError(f"dataset file {str(path)!r} does not exist")
+        spec = DatasetSpec(path.name, kind or "math")
+        lines = path.read_text(encoding="utf-8").splitlines()
+        source = str(path)
+    else:
+        if name not in DATASETS:
+            raise UnknownNameError("dataset", name, [*DATASETS, "jsonl:PATH"])
+        spec = DATASETS[name]
+        lines = resources.files("ttscale.data").joinpath(spec.file).read_text(encoding="utf-8").splitlines()
+        source = f"ttscale/data/{spec.file}"
+    end = None if limit is None else offset + limit
+    return list(_parse(lines, source, spec, offset, end))
+
+
+def _parse(
+    lines: list[str], source: str, spec: DatasetSpec, start: int, end: int | None
+) -> Iterator[Example]:
+    seen = 0
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if seen >= start and (end is None or seen < end):
+            yield _example(line, source, lineno, spec)
+        seen += 1
+        if end is not None and seen >= end:
+            return
+
+
+def _example(line: str, source: str, lineno: int, spec: DatasetSpec) -> Example:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{source}, line {lineno}: not valid JSON ({e.msg})") from None
+    if not isinstance(row, dict):
+        raise ConfigError(f"{source}, line {lineno}: expected a JSON object with id, question, answer")
+    missing = [k for k in _REQUIRED if k not in row]
+    if missing:
+        raise ConfigError(f"{source}, line {lineno}: missing field(s) {', '.join(missing)}")
+    meta = {k: row[k] for k in spec.metadata_fields if k in row}
+    extra = {k: v for k, v in row.items() if k not in _REQUIRED and k not in spec.metadata_fields}
+    problem = Problem(str(row["question"]), id=str(row["id"]), answer_kind=spec.kind, metadata=meta)
+    return Example(problem, str(row["answer"]), extra)
+
+
+def dataset_kind(name: str) -> AnswerKind:
+    """The answer kind of a packaged dataset."""
+    if name not in DATASETS:
+        raise UnknownNameError("dataset", name, DATASETS)
+    return DATASETS[name].kind
