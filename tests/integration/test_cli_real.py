@@ -45,7 +45,7 @@ def test_ctrl_c_exits_cleanly(small_path: Path) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         ttscale("solve", "Write a very long essay about the sea.", "--model", str(small_path),
-                "-p", "n=8", "-p", "max_tokens=4000"),
+                "-p", "n=8", "-p", "max_tokens=1500"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     time.sleep(6)  # the model is loaded and decoding by now
