@@ -3,7 +3,8 @@
 Like ``httpx.MockTransport``, it lets the logic of strategies, meters and CLIs be unit-tested without a
 model. It honours the parts of the contract that logic depends on: ``n`` completions per prompt in order,
 ``max_tokens`` truncation (finish reason ``length``), stop strings (left out of the text and reported),
-stopping criteria, optional logprobs, optional prefix caching, and token counts for the meter.
+stopping criteria, optional logprobs (``logprob_fn`` for the sampled token, ``top_fn`` for a chosen list of
+top alternatives), optional prefix caching, and token counts for the meter.
 
 A "token" here is a run of whitespace followed by a run of non-space characters (``" hello"``), so counts
 are easy to predict in tests. Responses come from a list (cycled, one per sample drawn) or from a function
@@ -25,6 +26,7 @@ _TOKEN = re.compile(r"\s*\S+|\s+")
 
 Responder = Callable[[Prompt, int], str]
 LogprobFn = Callable[[str, int], float]
+TopFn = Callable[[str, int], Sequence[tuple[str, float]]]
 
 
 def tokenize(text: str) -> list[str]:
@@ -58,6 +60,7 @@ class ScriptedGenerator:
         *,
         model: ScriptedModel | None = None,
         logprob_fn: LogprobFn | None = None,
+        top_fn: TopFn | None = None,
         native_n: bool = True,
         prefix_cache: bool = False,
         continue_prefix: bool = True,
@@ -72,9 +75,11 @@ class ScriptedGenerator:
         m = model or ScriptedModel()
         self._model = ModelInfo(m.name, m.n_params, m.n_layers, m.d_model, m.n_ctx, vocab_size=50_000)
         self._logprob_fn = logprob_fn
+        # (token, position) -> the top alternatives as (token text, logprob); replaces the default top list
+        self._top_fn = top_fn
         self._caps = Capabilities(
             native_n=native_n,
-            logprobs=20 if logprob_fn else 0,
+            logprobs=20 if logprob_fn or top_fn else 0,
             continue_prefix=continue_prefix,
             logits_processors=False,
             stopping_criteria=True,
@@ -150,15 +155,12 @@ class ScriptedGenerator:
         so_far = ""
         reason: FinishReason = "eos"
         fired: str | None = None
+        want_logprobs = self._logprob_fn is not None or self._top_fn is not None
         for tok in tokenize(text):
             tokens.append(tok)
             so_far += tok
-            if self._logprob_fn is not None and params.logprobs is not None:
-                lp = self._logprob_fn(tok, len(tokens) - 1)
-                tid = self._ids([tok])[0]
-                alt = math.log1p(-math.exp(lp)) if lp < 0 else -30.0
-                top = ((tid, lp), (-1, alt))[: params.logprobs] if params.logprobs else ()
-                lps.append(TokenLogprob(tid, lp, top))
+            if want_logprobs and params.logprobs is not None:
+                lps.append(self._record(tok, len(tokens) - 1, params.logprobs))
             hits = [(so_far.find(s), s) for s in params.stop if s in so_far]
             if hits:
                 pos, fired = min(hits)
@@ -175,7 +177,19 @@ class ScriptedGenerator:
             token_ids=self._ids(tokens),
             finish_reason=reason,
             stop_string=fired,
-            logprobs=tuple(lps) if params.logprobs is not None and self._logprob_fn else None,
+            logprobs=tuple(lps) if params.logprobs is not None and want_logprobs else None,
             prompt_tokens=n_prompt,
             cached_prompt_tokens=cached,
         )
+
+    def _record(self, tok: str, pos: int, k: int) -> TokenLogprob:
+        """The logprob record of one token: from ``top_fn`` if given, else the token and one "rest" entry."""
+        tid = self._ids([tok])[0]
+        if self._top_fn is not None:
+            ranked = sorted(self._top_fn(tok, pos), key=lambda p: -p[1])
+            pairs = tuple((self._ids([t])[0], lp) for t, lp in ranked)
+            lp = self._logprob_fn(tok, pos) if self._logprob_fn else dict(pairs).get(tid, -30.0)
+            return TokenLogprob(tid, lp, pairs[:k])
+        lp = self._logprob_fn(tok, pos) if self._logprob_fn else -30.0
+        alt = math.log1p(-math.exp(lp)) if lp < 0 else -30.0
+        return TokenLogprob(tid, lp, ((tid, lp), (-1, alt))[:k] if k else ())

@@ -1,0 +1,42 @@
+"""Best-of-N on a real GGUF model (SmolLM2-135M): the judge's P(Yes) and self-certainty on real logprobs."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from ttscale import Problem, Result, solve
+from ttscale.backends.llamacpp import LlamaCppGenerator
+
+pytestmark = pytest.mark.integration
+
+PROBLEM = Problem("What is 12 + 30?", answer_kind="number")
+SHORT = {"n": 3, "max_tokens": 40, "seed": 11}
+
+
+def data(result: Result, kind: str) -> list[dict[str, Any]]:
+    return [dict(e.data) for e in result.trace if e.kind == kind]
+
+
+def test_llm_judge_with_the_policy_as_judge(small: LlamaCppGenerator) -> None:
+    result = solve(PROBLEM, "best_of_n", generator=small, **SHORT)
+    samples = data(result, "sample")
+    assert len(samples) == 3
+    assert all(0.0 <= s["score"] <= 1.0 for s in samples)
+    (vote,) = data(result, "vote")
+    assert vote["winner_sample"] in (0, 1, 2) and vote["judge"] == small.model.name
+    assert result.response == samples[vote["winner_sample"]]["text"]
+    usage = result.usage.by_model
+    assert list(usage) == [small.model.name] and usage[small.model.name].calls == 2  # draw + one judge call
+    sample_tokens = sum(s["tokens"] for s in samples)
+    assert usage[small.model.name].completion_tokens == sample_tokens + 3  # one verdict token per sample
+
+
+def test_self_certainty_scores_are_finite_and_positive(small: LlamaCppGenerator) -> None:
+    result = solve(PROBLEM, "best_of_n", generator=small, scorer="self_certainty", selection="naive", **SHORT)
+    scores = [s["score"] for s in data(result, "sample")]
+    assert len(scores) == 3 and all(math.isfinite(s) and s > 0 for s in scores)
+    assert result.confidence == max(scores)  # naive: the winner is the top-scored sample
+    assert result.usage.total.calls == 1  # no judge call
