@@ -2,47 +2,69 @@
 
 Wang et al. 2022, "Self-Consistency Improves Chain of Thought Reasoning in Language Models"
 (arXiv 2203.11171). Draw n reasoning paths r_i with answers a_i at temperature > 0, then marginalise the
-reasoning out by an unweighted vote::
+reasoning out by a vote::
 
-    answer = argmax_a  sum_i 1[a_i = a]
+    answer = argmax_a  sum_i w_i 1[a_i = a]
 
-Here ``a_i = a`` means *equivalent* answers (``1/2``, ``0.5`` and ``\\frac{1}{2}`` are one answer), as
-decided by :func:`ttscale.answers.group_answers`, whose tie-break (most votes, then the answer seen first)
-makes the vote deterministic. The confidence is the winner's vote share, votes / samples drawn.
+``weighting="majority"`` (the paper's choice) uses ``w_i = 1``. ``weighting="length_normalized"`` uses
+the sample's probability normalised by its length, ``w_i = P(r_i, a_i | prompt)^(1/K_i) =
+exp(mean_k log p(t_k))`` over its K_i generated tokens (the paper's "weighted sum, normalized"). Table 1
+of the paper shows why the normalisation matters: weighting by the *unnormalised* sequence probability
+(which favours short samples exponentially) is far worse than majority vote, while the length-normalised
+weights come out about even with it. The logprobs are the model's own (before temperature), so asking
+for them (``SamplingParams.logprobs=0``: the sampled tokens only, no alternatives) does not change what
+is sampled; a backend without logprobs fails before anything is drawn.
+
+Here ``a_i = a`` means *equivalent* answers (``1/2``, ``0.5`` and ``\\frac{1}{2}`` are one answer; two
+valid solutions of one Game-of-24 puzzle are one answer), as decided by
+:func:`ttscale.answers.group_answers`, whose tie-break (most weight, then the answer seen first) makes
+the vote deterministic. The confidence is the winner's share of the weight of all samples drawn (with
+majority weights: votes / samples drawn).
 
 Samples with no extractable answer do not vote. If no sample has one, the vote falls back to the
 normalised last line of each sample.
 
-Under a budget that cannot pay for n samples of ``max_tokens`` each, the strategy draws in batches: first
-as many full-length samples as the budget affords (or, if it affords none, one sample the meter shortens
-to fit), then, re-planning after each batch, as many more as the remainder pays for at the length of the
-longest sample seen so far (real samples usually stop well before ``max_tokens``). It stops when not one
-more such sample fits, and the trace records that the budget cut the vote short.
+Under a budget that cannot pay for n samples of ``max_tokens`` each, the strategy draws in batches (see
+:mod:`ttscale.strategies.voting`): first as many full-length samples as the budget affords (or, if it
+affords none, one sample the meter shortens to fit), then, re-planning after each batch, as many more as
+the remainder pays for at the length of the longest sample seen so far. It stops when not one more such
+sample fits, and the trace records that the budget cut the vote short.
 """
 
 from __future__ import annotations
 
-import re
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from ..answers import extract_answer, group_answers
-from ..errors import BudgetExhausted
+from ..answers import extract_answer
+from ..errors import GenerationError
 from ..prompts import cot_prompt
-from ..types import Candidate, Completion, Prompt, Result, SamplingParams, TraceEvent
+from ..types import Completion, Result, SamplingParams
 from .base import check, check_sampling, sample_event
+from .voting import (
+    answer_numbers,
+    budget_stop_event,
+    draw,
+    final_line,
+    final_line_vote,
+    require_logprobs,
+    vote,
+)
 
 if TYPE_CHECKING:
     from ..compute import Meter
     from ..types import Problem
 
-_SPACE = re.compile(r"\s+")
+__all__ = ["SelfConsistency", "final_line", "final_line_vote", "length_normalized_weight"]
+
+Weighting = Literal["majority", "length_normalized"]
 
 
 @dataclass(frozen=True)
 class SelfConsistency:
-    """n sampled chains of thought, majority vote over equivalent answers."""
+    """n sampled chains of thought, majority (or length-normalised probability) vote over equivalent answers."""
 
     name: ClassVar[str] = "self_consistency"
 
@@ -56,6 +78,13 @@ class SelfConsistency:
     seed: int | None = field(
         default=None, metadata={"help": "Base seed; path i uses seed + i, so a seed reproduces the vote."}
     )
+    weighting: Weighting = field(
+        default="majority",
+        metadata={
+            "help": "Vote weight of a path: 'majority' (1 each) or 'length_normalized' "
+            "(exp of its mean token logprob; needs a backend with logprobs)."
+        },
+    )
 
     def __post_init__(self) -> None:
         check_sampling(
@@ -66,33 +95,47 @@ class SelfConsistency:
             n=self.n,
         )
         check(self.seed is None or self.seed >= 0, "seed", "an integer >= 0 or none", self.seed)
+        check(
+            self.weighting in ("majority", "length_normalized"),
+            "weighting",
+            "'majority' or 'length_normalized'",
+            self.weighting,
+        )
 
     def solve(self, problem: Problem, generator: Meter) -> Result:
+        if self.weighting == "length_normalized":
+            require_logprobs(generator, who="self_consistency with weighting=length_normalized", top=0)
         prompt = cot_prompt(problem.question, continue_prefix=generator.capabilities.continue_prefix)
-        samples, stop = self._draw(prompt, generator)
+        samples = draw(generator, prompt, self._params, self.n)
         texts = [prompt.assistant_prefix + c.text for c in samples]
         extractions = [extract_answer(t, problem.answer_kind) for t in texts]
-        answers = [e.value for e in extractions]
+        weights = self._weights(samples)
         trace = [
             sample_event(i, t, c, e.value, e.method, e.value is not None)
             for i, (t, c, e) in enumerate(zip(texts, samples, extractions, strict=True))
         ]
-        candidates, vote = self._vote([c.text for c in samples], answers, problem.answer_kind)
-        trace.append(vote)
-        if stop is not None:
-            trace.append(stop)
-        best = candidates[0] if candidates else None
+        result = vote(
+            [c.text for c in samples],
+            [e.value for e in extractions],
+            problem.answer_kind,
+            weights=weights,
+            numbers=answer_numbers(problem),
+        )
+        extra = {"weighting": self.weighting, "weights": list(weights)} if weights is not None else {}
+        trace.append(result.event(samples=len(samples), requested=self.n, **extra))
+        if len(samples) < self.n:
+            trace.append(budget_stop_event(len(samples), self.n))
+        best = result.best
+        total = len(samples) if weights is None else math.fsum(weights)
         return Result(
             answer=best.answer if best else None,
             response=texts[best.samples[0]] if best else texts[0],
             strategy=self.name,
             model=generator.model.name,
-            candidates=candidates,
-            confidence=best.votes / len(samples) if best else None,
+            candidates=result.candidates,
+            confidence=best.votes / total if best and total > 0 else None,
             trace=tuple(trace),
         )
-
-    # -- draw -----------------------------------------------------------------------------------------
 
     def _params(self, k: int, first_index: int) -> SamplingParams:
         seed = None if self.seed is None else self.seed + first_index
@@ -103,99 +146,23 @@ class SelfConsistency:
             top_k=self.top_k,
             top_p=self.top_p,
             seed=seed,
+            # the sampled tokens' own logprobs, no alternatives: the cheapest request that gives the weight
+            logprobs=0 if self.weighting == "length_normalized" else None,
         )
 
-    def _affordable(self, generator: Meter, prompt: Prompt, want: int, need: int) -> int:
-        """Most samples (<= want) the remaining budget pays for at ``need`` tokens each; may be 0."""
-
-        def fits(k: int) -> bool:
-            return generator.max_tokens_affordable([prompt], self._params(k, 0)) >= need
-
-        if fits(want):
-            return want
-        lo, hi = 0, want - 1  # invariant: lo fits (or is 0), hi + 1 does not
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
-        return lo
-
-    def _draw(self, prompt: Prompt, generator: Meter) -> tuple[list[Completion], TraceEvent | None]:
-        samples: list[Completion] = []
-        need = self.max_tokens
-        while len(samples) < self.n:
-            k = self._affordable(generator, prompt, self.n - len(samples), need)
-            if k == 0 and samples:
-                break
-            try:
-                # k == 0 with nothing drawn: one sample that the meter shortens to fit, or refuses
-                out = generator.generate([prompt], self._params(max(k, 1), len(samples)))
-            except BudgetExhausted:
-                if not samples:
-                    raise
-                break
-            samples.extend(out[0])
-            need = min(self.max_tokens, max(1, *(len(c.token_ids) for c in samples)))
-        if len(samples) == self.n:
-            return samples, None
-        return samples, TraceEvent(
-            "stop",
-            {
-                "reason": "budget",
-                "drawn": len(samples),
-                "requested": self.n,
-                "note": f"the budget paid for {len(samples)} of {self.n} samples",
-            },
-        )
-
-    # -- vote -----------------------------------------------------------------------------------------
-
-    def _vote(
-        self, generated: Sequence[str], answers: Sequence[str | None], kind: str
-    ) -> tuple[tuple[Candidate, ...], TraceEvent]:
-        """Vote over extracted answers; with none at all, over the final lines of the generated texts."""
-        abstained = [i for i, a in enumerate(answers) if a is None]
-        groups = group_answers(answers, kind)
-        candidates = tuple(Candidate(g.answer, g.weight, tuple(g.members)) for g in groups)
-        method, notes = "answer", []
-        if abstained:
-            notes.append(f"samples {abstained} had no extractable answer and did not vote")
-        if not candidates:
-            method, candidates = "final_line", final_line_vote(generated)
-            notes.append("no sample had an extractable answer; voted over normalised final lines")
-        return candidates, TraceEvent(
-            "vote",
-            {
-                "method": method,
-                "tally": {c.answer: c.votes for c in candidates},
-                "winner": candidates[0].answer if candidates else None,
-                "samples": len(answers),
-                "requested": self.n,
-                "abstained": abstained,
-                "note": "; ".join(notes),
-            },
-        )
+    def _weights(self, samples: Sequence[Completion]) -> list[float] | None:
+        if self.weighting == "majority":
+            return None
+        return [length_normalized_weight(c) for c in samples]
 
 
-def final_line(text: str) -> str:
-    """The last non-empty line of ``text``, stripped."""
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
+def length_normalized_weight(completion: Completion) -> float:
+    """``exp(mean token logprob)`` of a completion: its probability normalised by its length.
 
-
-def _normalise_line(line: str) -> str:
-    return _SPACE.sub(" ", line).strip().strip(".").strip().casefold()
-
-
-def final_line_vote(texts: Sequence[str]) -> tuple[Candidate, ...]:
-    """Majority over normalised last lines; ties go to the line seen first. Empty texts do not vote."""
-    members: dict[str, list[int]] = {}
-    shown: dict[str, str] = {}
-    for i, text in enumerate(texts):
-        line = final_line(text)
-        key = _normalise_line(line)
-        if not key:
-            continue
-        members.setdefault(key, []).append(i)
-        shown.setdefault(key, line)
-    ranked = sorted(members, key=lambda k: (-len(members[k]), members[k][0]))
-    return tuple(Candidate(shown[k], float(len(members[k])), tuple(members[k])) for k in ranked)
+    A completion with no tokens has the empty product's probability, 1.
+    """
+    if completion.logprobs is None:
+        raise GenerationError("the backend returned no logprobs although they were asked for")
+    if not completion.logprobs:
+        return 1.0
+    return math.exp(math.fsum(t.logprob for t in completion.logprobs) / len(completion.logprobs))
