@@ -11,14 +11,20 @@ from ttscale import ConfigError, Ledger, Problem
 from ttscale.backends.scripted import ScriptedGenerator, ScriptedModel
 from ttscale.errors import CapabilityError
 from ttscale.scorers import SCORERS, Sample, ScorerSpec
-from ttscale.scorers.confidence import Confidence, lowest_group_confidence, token_confidence
+from ttscale.scorers.confidence import Confidence
 from ttscale.scorers.llm_judge import COST_MARGIN, LLMJudge, verdict_token_ids
 from ttscale.scorers.self_certainty import (
     SelfCertainty,
     kl_from_uniform,
     kl_from_uniform_topk,
 )
+from ttscale.strategies.deepconf_confidence import group_confidences, token_confidence
 from ttscale.types import Completion, Prompt, SamplingParams, TokenLogprob
+
+
+def lowest_group_confidence(conf: list[float], window: int) -> float:
+    return min(group_confidences(conf, window), default=0.0)
+
 
 PROBLEM = Problem("What is 2 + 3?")
 PROBLEM_PROMPT = Prompt.user(PROBLEM.question)

@@ -14,7 +14,8 @@ of confusion (where a reasoning error usually starts) is diluted in a mean over 
 tokens. The paper's windows are 2,048 tokens for traces of many thousands; ours are capped by
 ``max_tokens`` (512 by default), so the default window is 64 tokens, about the same share of a trace.
 A trace shorter than the window is one group (its mean confidence). ``aggregate="mean"`` gives the
-paper's average trace confidence instead.
+paper's average trace confidence instead. The formulas live in :mod:`ttscale.strategies.deepconf_confidence`,
+shared with the ``deepconf`` strategy.
 
 Positions with fewer than k alternatives (a backend that returns fewer) average over what is there; a
 response with no token records scores 0, the least confidence possible (C_i is never negative).
@@ -22,32 +23,15 @@ response with no token records scores 0, the least confidence possible (C_i is n
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
 from typing import Literal
 
 from ..backends.base import Generator, require
 from ..strategies.base import check
+from ..strategies.deepconf_confidence import token_confidence, trace_confidence
 from ..types import Problem, TokenLogprob
 from .base import Sample, ScorerSpec, token_records
-
-
-def token_confidence(record: TokenLogprob, k: int) -> float:
-    """C_i: minus the mean of the first k top log-probabilities (0 when there are none)."""
-    top = [lp for _, lp in record.top[:k]]
-    return -math.fsum(top) / len(top) if top else 0.0
-
-
-def lowest_group_confidence(confidences: Sequence[float], window: int) -> float:
-    """The smallest mean of ``window`` consecutive values (the mean of all when there are fewer)."""
-    if not confidences:
-        return 0.0
-    if len(confidences) <= window:
-        return math.fsum(confidences) / len(confidences)
-    sums = [0.0, *accumulate(confidences)]
-    return min(sums[i + window] - sums[i] for i in range(len(confidences) - window + 1)) / window
 
 
 @dataclass(frozen=True)
@@ -76,8 +60,7 @@ class Confidence:
     def trace_confidence(self, records: Sequence[TokenLogprob]) -> float:
         """The trace score of one response's token records."""
         conf = [token_confidence(r, self.top_logprobs) for r in records]
-        window = len(conf) if self.aggregate == "mean" else self.window
-        return lowest_group_confidence(conf, max(window, 1))
+        return trace_confidence(conf, self.window, self.aggregate)  # the same measure DeepConf uses
 
     def score(self, problem: Problem, samples: Sequence[Sample]) -> list[float]:
         return [self.trace_confidence(token_records(s, "the confidence scorer")) for s in samples]
