@@ -26,8 +26,13 @@ def ttscale(*args: str) -> list[str]:
 
 def test_solve_json_with_self_consistency_on_the_default_model(default_path: Path) -> None:
     out = subprocess.run(
-        ttscale("solve", QUESTION, "--model", "qwen2.5-coder-0.5b-instruct", "-p", "n=4", "--seed", "3", "--json"),
-        capture_output=True, text=True, timeout=600, check=True,
+        ttscale(
+            "solve", QUESTION, "--model", "qwen2.5-coder-0.5b-instruct", "-p", "n=4", "--seed", "3", "--json"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
     )
     result = json.loads(out.stdout)
     assert result["strategy"] == "self_consistency" and result["model"] == "qwen2.5-coder-0.5b-instruct"
@@ -44,9 +49,20 @@ def test_solve_json_with_self_consistency_on_the_default_model(default_path: Pat
 def test_ctrl_c_exits_cleanly(small_path: Path) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        ttscale("solve", "Write a very long essay about the sea.", "--model", str(small_path),
-                "-p", "n=8", "-p", "max_tokens=1500"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        ttscale(
+            "solve",
+            "Write a very long essay about the sea.",
+            "--model",
+            str(small_path),
+            "-p",
+            "n=8",
+            "-p",
+            "max_tokens=1500",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     time.sleep(6)  # the model is loaded and decoding by now
     assert proc.poll() is None, proc.communicate()
@@ -57,7 +73,8 @@ def test_ctrl_c_exits_cleanly(small_path: Path) -> None:
 
 
 def test_unknown_strategy_is_a_named_error_before_loading_a_model() -> None:
-    out = subprocess.run(ttscale("solve", "1+1?", "-s", "self_consistancy"), capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        ttscale("solve", "1+1?", "-s", "self_consistancy"), capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 2
     assert "Did you mean 'self_consistency'" in out.stderr and "Traceback" not in out.stderr

@@ -15,6 +15,11 @@ STRATEGIES: Registry[type] = Registry("strategy")
 STRATEGIES.register("direct", "ttscale.strategies.direct:Direct")
 STRATEGIES.register("cot", "ttscale.strategies.cot:ChainOfThought")
 STRATEGIES.register("self_consistency", "ttscale.strategies.self_consistency:SelfConsistency")
+STRATEGIES.register("adaptive_consistency", "ttscale.strategies.adaptive_consistency:AdaptiveConsistency")
+STRATEGIES.register("deepconf", "ttscale.strategies.deepconf:DeepConf")
+STRATEGIES.register("best_of_n", "ttscale.strategies.best_of_n:BestOfN")
+STRATEGIES.register("budget_forcing", "ttscale.strategies.budget_forcing:BudgetForcing")
+STRATEGIES.register("tip", "ttscale.strategies.tip:ThoughtSwitchingPenalty")
 
 __all__ = [
     "STRATEGIES",
