@@ -490,3 +490,10 @@ def test_groups_partition_the_answers(answers: list[str | None], kind: str, data
         assert g.weight == pytest.approx(sum(weights[i] for i in g.members))
     keys = [(-g.weight, g.members[0]) for g in groups]
     assert keys == sorted(keys)
+
+
+def test_unfinished_box_on_an_answer_line_is_not_an_answer() -> None:
+    cut = "So 3 + 4 = 7, and the final answer is \\boxed"
+    found = extract_answer(cut, "number")
+    assert found.value == "7" and found.method == "last_number"
+    assert extract_answer("The final answer is \\boxed{", "math").value != "\\boxed{"

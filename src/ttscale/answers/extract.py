@@ -135,7 +135,8 @@ def _answer_line_spans(text: str) -> list[tuple[int, int]]:
                 continue
             start, end = end + nxt.start(), end + nxt.end()
         spans.append(_answer_in_line(text, start, end))
-    return [s for s in spans if s[1] > s[0]]
+    # "the final answer is \boxed" cut off before its braces: an unfinished box, not an answer
+    return [s for s in spans if s[1] > s[0] and not text.startswith(("\\boxed", "\\fbox"), s[0])]
 
 
 def _last_number(text: str, lo: int, hi: int) -> tuple[int, int] | None:

@@ -35,11 +35,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from ..answers import extract_answer
 from ..errors import GenerationError
+from ..processors.tip import tip_processor
 from ..prompts import cot_prompt
 from ..types import Completion, Result, SamplingParams
 from .base import check, check_sampling, sample_event
@@ -85,6 +86,12 @@ class SelfConsistency:
             "(exp of its mean token logprob; needs a backend with logprobs)."
         },
     )
+    tip: bool = field(
+        default=False,
+        metadata={"help": "Apply the thought-switching penalty (TIP, arXiv 2501.18585) to every path."},
+    )
+    tip_alpha: float = field(default=3.0, metadata={"help": "TIP penalty subtracted from switch-token logits."})
+    tip_beta: int = field(default=600, metadata={"help": "TIP window (tokens after a thought starts)."})
 
     def __post_init__(self) -> None:
         check_sampling(
@@ -101,12 +108,20 @@ class SelfConsistency:
             "'majority' or 'length_normalized'",
             self.weighting,
         )
+        check(self.tip_alpha >= 0, "tip_alpha", "a number >= 0", self.tip_alpha)
+        check(self.tip_beta >= 0, "tip_beta", "an integer >= 0", self.tip_beta)
 
     def solve(self, problem: Problem, generator: Meter) -> Result:
         if self.weighting == "length_normalized":
             require_logprobs(generator, who="self_consistency with weighting=length_normalized", top=0)
         prompt = cot_prompt(problem.question, continue_prefix=generator.capabilities.continue_prefix)
-        samples = draw(generator, prompt, self._params, self.n)
+        penalty = (tip_processor(generator, self.tip_alpha, self.tip_beta),) if self.tip else ()
+
+        def params_for(k: int, first_index: int) -> SamplingParams:
+            # TIP composes as a logits processor on the same sampling
+            return replace(self._params(k, first_index), logits_processors=penalty)
+
+        samples = draw(generator, prompt, params_for, self.n)
         texts = [prompt.assistant_prefix + c.text for c in samples]
         extractions = [extract_answer(t, problem.answer_kind) for t in texts]
         weights = self._weights(samples)
