@@ -10,6 +10,8 @@ configuration run ``--concurrency`` at a time on one engine, so their samples de
 Self-consistency@8 is not run separately: it is the vote over the first 8 samples of each SC@16 run
 (sample i uses seed + i in both, so these are the samples an SC@8 run with the same seed draws; subsampling
 as in Hugging Face search-and-learn), with tokens and FLOPs of those 8 samples plus the shared prompt.
+Budget forcing runs at four thinking budgets B: thinking is forced to end at B tokens and its early ends
+are suppressed with "Wait" until B/2 (up to 8 times), so thinking lands between B/2 and B, as s1 controls it.
 The answer key is read only here, after a strategy returned.
 """
 
@@ -37,10 +39,22 @@ CONFIGS: dict[str, tuple[str, dict[str, str]]] = {
     "adaptive16": ("adaptive_consistency", {"max_n": "16", "seed": "0"}),
     "deepconf_online16": ("deepconf", {"mode": "online", "n": "16", "seed": "0"}),
     "best_of_8_judge": ("best_of_n", {"n": "8", "scorer": "llm_judge", "seed": "0"}),
-    "bf_think128": ("budget_forcing", {"max_thinking_tokens": "128"}),
-    "bf_think256": ("budget_forcing", {"max_thinking_tokens": "256"}),
-    "bf_think512": ("budget_forcing", {"max_thinking_tokens": "512"}),
-    "bf_think1024": ("budget_forcing", {"max_thinking_tokens": "1024"}),
+    "bf_think128": (
+        "budget_forcing",
+        {"max_thinking_tokens": "128", "min_thinking_tokens": "64", "max_waits": "8"},
+    ),
+    "bf_think256": (
+        "budget_forcing",
+        {"max_thinking_tokens": "256", "min_thinking_tokens": "128", "max_waits": "8"},
+    ),
+    "bf_think512": (
+        "budget_forcing",
+        {"max_thinking_tokens": "512", "min_thinking_tokens": "256", "max_waits": "8"},
+    ),
+    "bf_think1024": (
+        "budget_forcing",
+        {"max_thinking_tokens": "1024", "min_thinking_tokens": "512", "max_waits": "8"},
+    ),
 }
 
 
