@@ -124,7 +124,18 @@ def test_bool_optional_literal_and_str_coercion() -> None:
 
 def test_strategy_params_describe_every_field() -> None:
     specs = {s.name: s for s in strategy_params(SelfConsistency)}
-    assert list(specs) == ["n", "temperature", "top_k", "top_p", "max_tokens", "seed", "weighting"]
+    assert list(specs) == [
+        "n",
+        "temperature",
+        "top_k",
+        "top_p",
+        "max_tokens",
+        "seed",
+        "weighting",
+        "tip",
+        "tip_alpha",
+        "tip_beta",
+    ]
     assert (specs["n"].type, specs["n"].default) == ("int", 8)
     assert specs["seed"].type == "int | None"
     for name in STRATEGIES.names():

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, ClassVar
 from ..answers import extract_answer, group_answers
 from ..prompts import cot_prompt
 from ..types import Completion, Result, SamplingParams, TraceEvent
-from .base import check, check_sampling, sample_event
+from .base import check, check_sampling, path_params, sample_event
 from .voting import answer_numbers, draw_batch, vote
 
 if TYPE_CHECKING:
@@ -115,15 +115,7 @@ class AdaptiveConsistency:
         )
 
     def _params(self, k: int, first_index: int) -> SamplingParams:
-        seed = None if self.seed is None else self.seed + first_index
-        return SamplingParams(
-            n=k,
-            max_tokens=self.max_tokens,
-            temperature=self.temperature,
-            top_k=self.top_k,
-            top_p=self.top_p,
-            seed=seed,
-        )
+        return path_params(self, k, first_index)
 
     def _sample(
         self, prompt: Prompt, problem: Problem, generator: Meter

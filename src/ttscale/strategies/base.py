@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, cast
 
 from ..errors import ConfigError, UnknownNameError
-from ..types import Completion, TraceEvent
+from ..types import Completion, SamplingParams, TraceEvent
 
 if TYPE_CHECKING:
     from ..compute import Meter
@@ -71,6 +71,38 @@ def check_sampling(
     check(temperature >= 0 and math.isfinite(temperature), "temperature", "a finite number >= 0", temperature)
     check(0 < top_p <= 1, "top_p", "in (0, 1]", top_p)
     check(top_k >= 0, "top_k", "an integer >= 0 (0 disables it)", top_k)
+
+
+class SamplingFields(Protocol):
+    """The hyperparameters every sampling strategy declares."""
+
+    @property
+    def temperature(self) -> float | None: ...  # None: the strategy passes its own as an override
+    @property
+    def top_k(self) -> int: ...
+    @property
+    def top_p(self) -> float: ...
+    @property
+    def max_tokens(self) -> int: ...
+    @property
+    def seed(self) -> int | None: ...
+
+
+def path_params(strategy: SamplingFields, k: int, first_index: int, **overrides: Any) -> SamplingParams:
+    """Sampling parameters for ``k`` paths, the first being path ``first_index``.
+
+    Path i samples with ``seed + i`` whatever batch it lands in, so a seed reproduces a vote however the
+    budget split the draws. ``overrides`` replace any field (e.g. ``logprobs``, ``logits_processors``).
+    """
+    fields: dict[str, Any] = {
+        "n": k,
+        "max_tokens": strategy.max_tokens,
+        "temperature": strategy.temperature if strategy.temperature is not None else 0.0,
+        "top_k": strategy.top_k,
+        "top_p": strategy.top_p,
+        "seed": None if strategy.seed is None else strategy.seed + first_index,
+    }
+    return SamplingParams(**(fields | overrides))
 
 
 def sample_event(

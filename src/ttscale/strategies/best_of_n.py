@@ -39,7 +39,7 @@ from ..errors import BudgetExhausted, UnknownNameError
 from ..prompts import cot_prompt
 from ..scorers import SCORERS, DrawPlanner, OutcomeScorer, Sample, ScorerSpec
 from ..types import Candidate, Completion, Prompt, Result, SamplingParams, TraceEvent
-from .base import check, check_sampling, sample_event
+from .base import check, check_sampling, path_params, sample_event
 from .self_consistency import final_line
 
 if TYPE_CHECKING:
@@ -147,15 +147,7 @@ class BestOfN:
     # -- draw -----------------------------------------------------------------------------------------
 
     def _params(self, k: int, first_index: int, cap: int, logprobs: int) -> SamplingParams:
-        return SamplingParams(
-            n=k,
-            max_tokens=cap,
-            temperature=self.temperature,
-            top_k=self.top_k,
-            top_p=self.top_p,
-            seed=None if self.seed is None else self.seed + first_index,
-            logprobs=logprobs or None,
-        )
+        return path_params(self, k, first_index, max_tokens=cap, logprobs=logprobs or None)
 
     def _draw(
         self, problem: Problem, prompt: Prompt, gen: Meter, scorer: OutcomeScorer

@@ -54,7 +54,7 @@ from ..answers import extract_answer
 from ..backends.base import require
 from ..prompts import cot_prompt
 from ..types import Completion, Result, SamplingParams, StoppingCriterion, TraceEvent
-from .base import check, check_sampling, sample_event
+from .base import check, check_sampling, path_params, sample_event
 from .deepconf_confidence import ConfidenceStop, Measure, token_confidence, trace_confidence
 from .voting import Vote, answer_numbers, budget_stop_event, draw, vote
 
@@ -184,16 +184,8 @@ class DeepConf:
 
     def params(self, k: int, first_index: int, criterion: StoppingCriterion | None = None) -> SamplingParams:
         """Sampling parameters of a call for ``k`` traces, the first being trace ``first_index``."""
-        return SamplingParams(
-            n=k,
-            max_tokens=self.max_tokens,
-            temperature=self.temperature,
-            top_k=self.top_k,
-            top_p=self.top_p,
-            seed=None if self.seed is None else self.seed + first_index,
-            logprobs=self.confidence_k,
-            stopping_criteria=(criterion,) if criterion is not None else (),
-        )
+        stops = (criterion,) if criterion is not None else ()
+        return path_params(self, k, first_index, logprobs=self.confidence_k, stopping_criteria=stops)
 
     def _consensus_event(self, result: Vote, traces: int) -> TraceEvent:
         share = vote_share(result)

@@ -43,7 +43,7 @@ from ..errors import GenerationError
 from ..processors.tip import tip_processor
 from ..prompts import cot_prompt
 from ..types import Completion, Result, SamplingParams
-from .base import check, check_sampling, sample_event
+from .base import check, check_sampling, path_params, sample_event
 from .voting import (
     answer_numbers,
     budget_stop_event,
@@ -90,7 +90,9 @@ class SelfConsistency:
         default=False,
         metadata={"help": "Apply the thought-switching penalty (TIP, arXiv 2501.18585) to every path."},
     )
-    tip_alpha: float = field(default=3.0, metadata={"help": "TIP penalty subtracted from switch-token logits."})
+    tip_alpha: float = field(
+        default=3.0, metadata={"help": "TIP penalty subtracted from switch-token logits."}
+    )
     tip_beta: int = field(default=600, metadata={"help": "TIP window (tokens after a thought starts)."})
 
     def __post_init__(self) -> None:
@@ -153,16 +155,9 @@ class SelfConsistency:
         )
 
     def _params(self, k: int, first_index: int) -> SamplingParams:
-        seed = None if self.seed is None else self.seed + first_index
-        return SamplingParams(
-            n=k,
-            max_tokens=self.max_tokens,
-            temperature=self.temperature,
-            top_k=self.top_k,
-            top_p=self.top_p,
-            seed=seed,
-            # the sampled tokens' own logprobs, no alternatives: the cheapest request that gives the weight
-            logprobs=0 if self.weighting == "length_normalized" else None,
+        # the sampled tokens' own logprobs, no alternatives: the cheapest request that gives the weight
+        return path_params(
+            self, k, first_index, logprobs=0 if self.weighting == "length_normalized" else None
         )
 
     def _weights(self, samples: Sequence[Completion]) -> list[float] | None:

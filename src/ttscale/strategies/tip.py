@@ -30,7 +30,7 @@ from ..answers import extract_answer
 from ..processors.tip import DEFAULT_SWITCH_WORDS, ThoughtSwitchPenalty, tip_processor
 from ..prompts import cot_prompt
 from ..types import Completion, Result, SamplingParams, TraceEvent
-from .base import check, check_sampling, sample_event
+from .base import check, check_sampling, path_params, sample_event
 from .voting import answer_numbers, budget_stop_event, draw, vote
 
 if TYPE_CHECKING:
@@ -94,14 +94,8 @@ class ThoughtSwitchingPenalty:
         prompt = cot_prompt(problem.question, continue_prefix=generator.capabilities.continue_prefix)
 
         def params_for(k: int, first: int) -> SamplingParams:
-            return SamplingParams(
-                n=k,
-                max_tokens=self.max_tokens,
-                temperature=self.sampling_temperature,
-                top_k=self.top_k,
-                top_p=self.top_p,
-                seed=None if self.seed is None else self.seed + first,
-                logits_processors=(penalty,),
+            return path_params(
+                self, k, first, temperature=self.sampling_temperature, logits_processors=(penalty,)
             )
 
         samples = draw(generator, prompt, params_for, self.n)
