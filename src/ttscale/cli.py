@@ -1,7 +1,8 @@
 """The ``ttscale`` command line: thin parsing over the library.
 
 Commands: ``solve`` (one problem, one strategy, one budget), ``strategies`` (what exists and its
-parameters), and, when their modules are installed, ``models`` (the model store) and ``bench``.
+parameters), ``eval`` and ``runs`` (benchmark runs and their store, in :mod:`ttscale.cli_eval`), and,
+when their modules are installed, ``models`` (the model store) and ``bench``.
 
 Conventions: results go to stdout (with ``--json``, exactly one JSON object and nothing else); progress
 and errors go to stderr. A :class:`~ttscale.errors.TTScaleError` prints one red ``error: ...`` line and
@@ -95,12 +96,16 @@ def _load_script(path: Path | None) -> list[str]:
     return data
 
 
-def open_generator(backend: Backend, model: str | None, script: Path | None) -> Generator:
-    """Build the generator for ``backend``; the llama.cpp engine is imported only here."""
+def open_generator(backend: Backend, model: str | None, script: Path | None, delay: float = 0.0) -> Generator:
+    """Build the generator for ``backend``; the llama.cpp engine is imported only here.
+
+    ``delay`` (scripted only) makes each call sleep, so tests can interrupt a run mid-way.
+    """
     if backend is Backend.scripted:
         from .backends.scripted import ScriptedGenerator, ScriptedModel
 
-        return ScriptedGenerator(_load_script(script), model=ScriptedModel(name=model or "scripted"))
+        responses = _load_script(script)
+        return ScriptedGenerator(responses, model=ScriptedModel(name=model or "scripted"), delay=delay)
     from .backends.llamacpp import LlamaCppGenerator
     from .models import DEFAULT_MODEL
 
@@ -215,10 +220,24 @@ _mount("ttscale.cli_models", "models")
 _mount("ttscale.bench.cli", "bench")
 
 
+def _mount_eval() -> None:
+    """``eval`` and ``runs`` live in cli_eval, which imports this module's helpers: mount them last."""
+    from . import cli_eval
+
+    app.command("eval")(cli_eval.eval_command)
+    app.add_typer(cli_eval.runs_app, name="runs")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m ttscale.cli`: run the app of the importable module, which cli_eval extends (mounting
+    # here too would import cli_eval while it imports this file under its other name, ttscale.cli)
+    from ttscale.cli import main as _main
+
+    _main()
+else:
+    _mount_eval()

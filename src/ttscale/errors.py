@@ -11,7 +11,8 @@ Every error names what went wrong and says what to do about it::
     │   └── ChecksumMismatch   the assembled file is not the file the catalog names
     ├── GenerationError        a backend failed to generate (one request, not the batch)
     │   └── PromptTooLong      a prompt does not fit the context, refused before decoding
-    └── EngineClosed           the engine was shut down while a request waited
+    ├── EngineClosed           the engine was shut down while a request waited
+    └── StoreError             the run store cannot be opened, written or read (names the path)
 """
 
 from __future__ import annotations
@@ -70,3 +71,7 @@ class PromptTooLong(GenerationError, ConfigError):
 
 class EngineClosed(GenerationError):
     """The engine was closed before this request finished."""
+
+
+class StoreError(TTScaleError):
+    """The evaluation run store cannot be opened, written or read; the message names the file."""

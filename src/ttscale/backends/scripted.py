@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -64,6 +65,7 @@ class ScriptedGenerator:
         native_n: bool = True,
         prefix_cache: bool = False,
         continue_prefix: bool = True,
+        delay: float = 0.0,
     ) -> None:
         if callable(responses):
             self._responder: Responder = responses
@@ -86,6 +88,8 @@ class ScriptedGenerator:
             prefix_cache=prefix_cache,
             tokenizer=True,
         )
+        # seconds each generate call sleeps, outside the lock: lets tests interrupt a run mid-way
+        self._delay = delay
         self._lock = threading.Lock()
         self._draws = 0
         self._vocab: dict[str, int] = {}
@@ -131,6 +135,8 @@ class ScriptedGenerator:
         return min(best, len(ids) - 1)
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
+        if self._delay > 0:
+            time.sleep(self._delay)
         with self._lock:
             self.calls.append((tuple(prompts), params))
             out = []

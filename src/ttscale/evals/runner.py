@@ -1,0 +1,290 @@
+"""Run a strategy over a dataset slice, grading and storing every problem as it finishes.
+
+``C`` problems are solved at once in threads that share one generator (the embedded engine batches their
+requests); each has its own :class:`~ttscale.compute.Ledger`, so usage never mixes between problems. Only
+the calling thread writes to the store, one transaction per finished problem.
+
+Determinism: problem ``i`` (its position in the dataset) is solved with strategy seed
+``problem_seed(run_seed, i)``, never with a seed that depends on which problem finished first, so a
+resumed run or a run with other concurrency draws the same samples (on the scripted backend exactly; on
+llama.cpp up to the batch-composition effects described in docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import os
+import platform
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..backends.base import Generator
+from ..compute import Budget, Ledger
+from ..errors import ConfigError, EngineClosed, TTScaleError
+from ..strategies import Strategy, build_strategy, configure, strategy_params
+from ..types import Result
+from .datasets import Example
+from .records import ProblemRecord, grade
+from .store import RunStore
+
+SEED_STRIDE = 10_007
+"""Seeds of consecutive problems lie this far apart: strategies use ``seed + sample_index`` inside a
+problem, so problems never share a sample seed unless one draws over 10,007 samples."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Everything that decides a run's results; recorded with the run and reused by ``--resume``."""
+
+    dataset: str
+    """Packaged dataset name or ``jsonl:PATH``."""
+    model: str
+    """Model name (catalog name, GGUF path, or the scripted model's name)."""
+    strategy: str
+    """Registered strategy name."""
+    params: Mapping[str, str] = field(default_factory=dict)
+    """Strategy parameters as given (``key=value`` strings); ``seed`` is not one: see ``seed``."""
+    limit: int | None = None
+    """Problems to run (None: to the end of the dataset)."""
+    offset: int = 0
+    """Problems skipped at the start of the dataset."""
+    seed: int = 0
+    """Run seed; problem i gets strategy seed ``problem_seed(seed, i)``."""
+    concurrency: int = 1
+    """Problems solved at once."""
+    budget_tokens: int | None = None
+    """Per-problem token budget (None: unlimited)."""
+    budget_flops: float | None = None
+    """Per-problem FLOPs budget (None: unlimited)."""
+    backend: str = "llamacpp"
+    """Generation backend."""
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        if "seed" in self.params:
+            raise ConfigError(
+                "set the seed with --seed, not -p seed=: eval derives each problem's seed from it"
+            )
+
+    @property
+    def budget(self) -> Budget | None:
+        none = self.budget_tokens is None and self.budget_flops is None
+        return None if none else Budget(self.budget_tokens, self.budget_flops)
+
+    def build_strategy(self) -> Strategy:
+        """The strategy, validated (unknown names and parameters fail here, before any model loads)."""
+        return build_strategy(self.strategy, self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)} | {
+            "params": dict(self.params)
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvalConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def resume_config(recorded: EvalConfig, given: Mapping[str, Any]) -> EvalConfig:
+    """The recorded config, after checking that options given again (not None) agree with it."""
+    conflicts = []
+    for key, value in given.items():
+        if value is None or (key == "params" and not value):
+            continue
+        old = getattr(recorded, key)
+        same = (
+            build_strategy(recorded.strategy, value) == recorded.build_strategy()
+            if key == "params"
+            else value == old
+        )
+        if not same:
+            conflicts.append(f"--{key.replace('_', '-')} {value!r} (the run has {old!r})")
+    if conflicts:
+        raise ConfigError(
+            "--resume continues a run with its recorded options; these differ: "
+            + "; ".join(conflicts)
+            + ". Drop them, or start a new run."
+        )
+    return recorded
+
+
+def problem_seed(run_seed: int, index: int) -> int:
+    """The strategy seed of the problem at dataset position ``index``; kept below 2**31 for the engine."""
+    return (run_seed + SEED_STRIDE * index) % 2**31
+
+
+def versions(generator: Generator) -> dict[str, Any]:
+    """What ran the evaluation: package versions, model checksum and machine."""
+
+    def dist(name: str) -> str | None:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    sha = generator.model.sha256
+    if not sha:
+        from ..models import CATALOG
+
+        entry = CATALOG.get(generator.model.name)
+        sha = entry.sha256 if entry is not None else ""
+    return {
+        "ttscale": dist("ttscale"),
+        "llama_cpp_python": dist("llama-cpp-python"),
+        "model": generator.model.name,
+        "model_sha256": sha or None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def check_versions(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """Differences worth a warning on resume; a different model file is an error (other results)."""
+    old, new = recorded.get("model_sha256"), current.get("model_sha256")
+    if old and new and old != new:
+        raise ConfigError(
+            f"the run was made with model sha256 {old}, this model file is {new}: start a new run"
+        )
+    keys = ("ttscale", "llama_cpp_python", "python", "machine")
+    return [
+        f"{k} was {recorded.get(k)}, now {current.get(k)}" for k in keys if recorded.get(k) != current.get(k)
+    ]
+
+
+# -- one problem ----------------------------------------------------------------------------------------
+
+
+def takes_seed(strategy: Strategy) -> bool:
+    """Whether the strategy has a ``seed`` hyperparameter for the runner to set."""
+    return any(p.name == "seed" for p in strategy_params(type(strategy)))
+
+
+def solve_problem(
+    example: Example,
+    index: int,
+    strategy: Strategy,
+    generator: Generator,
+    budget: Budget | None,
+    seed: int | None,
+) -> ProblemRecord:
+    """Solve and grade one problem. A named ttscale error is recorded as the problem's failure.
+
+    This is :func:`ttscale.solve` with the ledger kept outside, so a failed solve still reports what it
+    spent: honest accounting counts the compute of failures too.
+    """
+    seeded = configure(strategy, {"seed": seed}) if seed is not None else strategy
+    ledger = Ledger(budget)
+    start = time.perf_counter()
+    result: Result | None = None
+    error = None
+    try:
+        result = seeded.solve(example.problem, ledger.meter(generator))
+    except EngineClosed:
+        raise  # the run is being shut down: not a result to record
+    except TTScaleError as e:
+        error = f"{type(e).__name__}: {e}"
+    latency = time.perf_counter() - start
+    usage = ledger.usage()
+    if result is not None:
+        result = dataclasses.replace(result, usage=usage, wall_seconds=latency)
+    return grade(example, index, seed, result, usage.total, latency, error)
+
+
+# -- the run --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the progress display needs after each finished problem (this session's view)."""
+
+    record: ProblemRecord
+    """The problem that just finished."""
+    done: int
+    """Problems recorded for the run, earlier sessions included."""
+    total: int
+    """Problems the run covers."""
+    correct: int
+    """Correct problems recorded for the run."""
+    completion_tokens: int
+    """Tokens generated in this session."""
+    seconds: float
+    """Elapsed time of this session."""
+
+
+def run_eval(
+    store: RunStore,
+    run_id: str,
+    config: EvalConfig,
+    examples: Sequence[Example],
+    generator: Generator,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> None:
+    """Solve every problem of ``examples`` that ``run_id`` has not recorded yet, storing each as it ends."""
+    strategy = config.build_strategy()
+    seeded = takes_seed(strategy)
+    info = store.run(run_id)
+    check_slice(store.problem_ids(run_id), examples, config.offset, info.n_planned)
+    done = set(store.problem_ids(run_id))
+    jobs = [(config.offset + i, ex) for i, ex in enumerate(examples) if config.offset + i not in done]
+    correct, tokens, start = info.n_correct, 0, time.perf_counter()
+    pool = ThreadPoolExecutor(config.concurrency, thread_name_prefix="ttscale-eval")
+
+    def submit(job: tuple[int, Example]) -> Future[ProblemRecord]:
+        index, example = job
+        seed = problem_seed(config.seed, index) if seeded else None
+        return pool.submit(solve_problem, example, index, strategy, generator, config.budget, seed)
+
+    for record in _as_finished(pool, map(submit, jobs), config.concurrency):
+        elapsed = time.perf_counter() - start
+        store.add_problem(run_id, record, info.wall_seconds + elapsed)
+        correct += record.correct
+        tokens += record.usage.completion_tokens
+        done.add(record.index)
+        if on_progress is not None:
+            on_progress(Progress(record, len(done), info.n_planned, correct, tokens, elapsed))
+    if len(done) >= info.n_planned:
+        store.set_status(run_id, "complete")
+
+
+def check_slice(recorded: Mapping[int, str], examples: Sequence[Example], offset: int, planned: int) -> None:
+    """Refuse to resume over a dataset that changed since the run started (other problems, other size)."""
+    if len(examples) != planned:
+        raise ConfigError(f"the dataset slice now has {len(examples)} problems, the run planned {planned}")
+    for index, problem_id in recorded.items():
+        example = examples[index - offset] if 0 <= index - offset < len(examples) else None
+        if example is None or (example.problem.id or str(index)) != problem_id:
+            raise ConfigError(f"problem {index} of the run was {problem_id!r}; the dataset changed since")
+
+
+def _as_finished(
+    pool: ThreadPoolExecutor, futures: Iterable[Future[ProblemRecord]], width: int
+) -> Iterator[ProblemRecord]:
+    """Results in completion order, with at most ``width`` problems submitted at a time.
+
+    ``futures`` is lazy (a ``map`` over submit), so a problem is only submitted when a slot frees: on an
+    interrupt nothing but the problems in flight has started, and those are abandoned, not waited for.
+    """
+    pending = iter(futures)
+    running: set[Future[ProblemRecord]] = set()
+    try:
+        while True:
+            while len(running) < width and (f := next(pending, None)) is not None:
+                running.add(f)
+            if not running:
+                return
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for f in finished:
+                yield f.result()
+    finally:
+        # not ``with pool``: its exit would wait for the problems in flight, minutes on a slow model
+        pool.shutdown(wait=False, cancel_futures=True)
