@@ -109,7 +109,7 @@ def run_config(
             flush=True,
         )
 
-    with ThreadPoolExecutor(concurrency) as pool:
+    with ThreadPoolExecutor(CONCURRENCY.get(config, concurrency)) as pool:
         list(pool.map(work, todo))
 
 
@@ -161,7 +161,9 @@ def main() -> None:
     ap.add_argument("--model", default="qwen2.5-coder-0.5b-instruct")
     ap.add_argument("--limit", type=int, default=50)
     ap.add_argument("--configs", default=",".join(CONFIGS))
-    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument(
+        "--concurrency", type=int, default=16, help="Problems in flight (configs not in CONCURRENCY)."
+    )
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/gsm8k50.jsonl"))
     ap.add_argument("--report", action="store_true", help="Only summarise what --out holds.")
     a = ap.parse_args()
