@@ -91,6 +91,11 @@ def run_one(gen: LlamaCppGenerator, config: str, ex: Example) -> dict[str, Any]:
     }
 
 
+# problems in flight per configuration: enough live sequences to keep decode batches large (the engine's
+# aggregate rate grows with the batch) within its 64 sequence slots and 32k KV cells
+CONCURRENCY = {"sc16": 4, "adaptive16": 16, "deepconf_online16": 8, "best_of_8_judge": 6}
+
+
 def run_config(
     gen: LlamaCppGenerator, config: str, examples: list[Example], out: Path, concurrency: int
 ) -> None:
