@@ -234,13 +234,15 @@ class Meter:
             self.ledger._settle(plan, capped.max_tokens, self.inner.model.name, spent)
 
     def _count(self, out: list[list[Completion]]) -> ModelUsage:
-        prompt = cached = completion = 0
+        prompt = cached = completion = think = 0
         flops = 0.0
         for group in out:
             for c in group:
                 prompt += c.computed_prompt_tokens
                 cached += c.cached_prompt_tokens
                 completion += len(c.token_ids)
+                think += c.reasoning_tokens
                 flops += completion_flops(self.inner.model, c)
-        reasoning = completion if _reasoning.get() else 0
+        # inside reasoning_phase() every generated token is thinking; elsewhere, what sat in <think> blocks
+        reasoning = completion if _reasoning.get() else think
         return ModelUsage(1, prompt, cached, completion, reasoning, flops)

@@ -165,6 +165,8 @@ class Completion:
     """Length of the rendered prompt in tokens."""
     cached_prompt_tokens: int = 0
     """Prompt tokens whose KV came from cache (a prefix cache hit, or a fork of a sibling sample)."""
+    reasoning_tokens: int = 0
+    """Generated tokens inside a ``<think>`` block (see :mod:`ttscale.reasoning`)."""
 
     @property
     def computed_prompt_tokens(self) -> int:

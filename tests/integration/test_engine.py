@@ -172,3 +172,13 @@ def test_close_stops_the_thread_and_refuses_new_work(small_path: object) -> None
     assert not gen.engine._thread.is_alive()
     with pytest.raises(EngineClosed):
         gen.generate([Q], GREEDY)
+
+
+def test_tokens_inside_an_open_think_block_are_reasoning(small: LlamaCppGenerator) -> None:
+    thinking = Q.continued("<think>\n")
+    c = small.generate([thinking], SamplingParams(n=1, temperature=0.0, max_tokens=12, stop=("</think>",)))[
+        0
+    ][0]
+    assert c.reasoning_tokens == len(c.token_ids) > 0  # stopped before closing: every token was thinking
+    plain = small.generate([Q], SamplingParams(n=1, temperature=0.0, max_tokens=12))[0][0]
+    assert plain.reasoning_tokens == 0

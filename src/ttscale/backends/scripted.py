@@ -18,8 +18,9 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from ..reasoning import reasoning_token_count
 from ..types import Completion, FinishReason, Prompt, SamplingParams, TokenLogprob
 from .base import Capabilities, ModelInfo
 
@@ -151,9 +152,15 @@ class ScriptedGenerator:
                     else:
                         cached = len(ids)  # a fork of sample 0's prefilled prompt
                     text = self._responder(prompt, draw)
-                    group.append(self._complete(text, params, len(ids), cached))
+                    done = self._complete(text, params, len(ids), cached)
+                    group.append(self._count_reasoning(done, prompt))
                 out.append(group)
             return out
+
+    def _count_reasoning(self, c: Completion, prompt: Prompt) -> Completion:
+        words = {i: w for w, i in self._vocab.items()}
+        pieces = [words[i] for i in c.token_ids]
+        return replace(c, reasoning_tokens=reasoning_token_count(pieces, prompt.assistant_prefix))
 
     def _complete(self, text: str, params: SamplingParams, n_prompt: int, cached: int) -> Completion:
         tokens: list[str] = []

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ...errors import PromptTooLong
+from ...reasoning import THINK_OPEN, reasoning_token_count
 from ...types import Completion, Prompt, SamplingParams
 from ..base import Capabilities, ModelInfo
 from .chat import ChatTemplate
@@ -131,7 +132,17 @@ class LlamaCppGenerator:
                 seed = base_seed + start + (i * 1_000_003 if params.seed is None else 0)
                 parts.append(self.engine.submit(ids, replace(params, n=n), n, seed))
             futures.append(parts)
-        return [[c for f in parts for c in f.result()] for parts in futures]
+        return [
+            [self._with_reasoning(c, prompt) for f in parts for c in f.result()]
+            for parts, prompt in zip(futures, prompts, strict=True)
+        ]
+
+    def _with_reasoning(self, c: Completion, prompt: Prompt) -> Completion:
+        """Count the completion's tokens inside a ``<think>`` block (reasoning models, budget forcing)."""
+        if THINK_OPEN not in prompt.assistant_prefix and THINK_OPEN not in c.text:
+            return c
+        pieces = [self.native.piece(t).decode("utf-8", errors="replace") for t in c.token_ids]
+        return replace(c, reasoning_tokens=reasoning_token_count(pieces, prompt.assistant_prefix))
 
     def close(self) -> None:
         self.engine.close()
