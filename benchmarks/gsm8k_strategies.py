@@ -92,7 +92,7 @@ def run_one(gen: LlamaCppGenerator, config: str, ex: Example) -> dict[str, Any]:
 
 
 # problems in flight per configuration: enough live sequences to keep decode batches large (the engine's
-# aggregate rate grows with the batch) within its 64 sequence slots and 32k KV cells
+# aggregate rate grows with the batch) within its 64 sequence slots
 CONCURRENCY = {"sc16": 4, "adaptive16": 16, "deepconf_online16": 8, "best_of_8_judge": 6}
 
 
@@ -174,7 +174,7 @@ def main() -> None:
     a = ap.parse_args()
     examples = load("gsm8k", limit=a.limit)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    with LlamaCppGenerator.from_model(a.model, ContextConfig(n_cells=32768, n_seq_max=64)) as gen:
+    with LlamaCppGenerator.from_model(a.model, ContextConfig(n_seq_max=64, seq_len=2048)) as gen:
         if not a.report:
             for config in a.configs.split(","):
                 run_config(gen, config, examples, a.out, a.concurrency)

@@ -29,7 +29,7 @@ def default_path() -> Path:
 @pytest.fixture(scope="module")
 def small(small_path: Path) -> Iterator[LlamaCppGenerator]:
     """SmolLM2-135M on the embedded engine, for mechanics (fast, not smart)."""
-    with LlamaCppGenerator(small_path, name=SMALL, config=ContextConfig(n_cells=8192, n_seq_max=32)) as gen:
+    with LlamaCppGenerator(small_path, name=SMALL, config=ContextConfig(n_seq_max=32, seq_len=1024)) as gen:
         yield gen
 
 
@@ -37,6 +37,6 @@ def small(small_path: Path) -> Iterator[LlamaCppGenerator]:
 def default(default_path: Path) -> Iterator[LlamaCppGenerator]:
     """Qwen2.5-Coder-0.5B-Instruct, the default model, for the few tests that need a sensible answer."""
     with LlamaCppGenerator(
-        default_path, name=DEFAULT, config=ContextConfig(n_cells=8192, n_seq_max=32)
+        default_path, name=DEFAULT, config=ContextConfig(n_seq_max=32, seq_len=1024)
     ) as gen:
         yield gen

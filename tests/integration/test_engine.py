@@ -120,7 +120,7 @@ def test_assistant_prefix_is_continued(small: LlamaCppGenerator) -> None:
 
 
 def test_prompt_too_long_is_refused_before_decoding(small_path: object) -> None:
-    with LlamaCppGenerator(str(small_path), config=ContextConfig(n_cells=256, n_seq_max=4)) as gen:
+    with LlamaCppGenerator(str(small_path), config=ContextConfig(n_seq_max=4, seq_len=256)) as gen:
         before = gen.engine.stats.decoded_tokens
         with pytest.raises(PromptTooLong, match="shorten"):
             gen.generate([Prompt.user("word " * 400)], GREEDY)
@@ -166,7 +166,7 @@ def test_meter_budget_is_never_overspent_on_the_real_engine(small: LlamaCppGener
 
 
 def test_close_stops_the_thread_and_refuses_new_work(small_path: object) -> None:
-    gen = LlamaCppGenerator(str(small_path), config=ContextConfig(n_cells=1024, n_seq_max=4))
+    gen = LlamaCppGenerator(str(small_path), config=ContextConfig(n_seq_max=4, seq_len=256))
     gen.generate([Q], SamplingParams(n=1, temperature=0.0, max_tokens=2))
     gen.close()
     assert not gen.engine._thread.is_alive()

@@ -42,7 +42,7 @@ def _eog_tokens(gen: LlamaCppGenerator) -> list[int]:
 
 
 def engine_run(path: Path, name: str, n: int, tokens: int) -> dict[str, Any]:
-    config = ContextConfig(n_cells=256 + n * (tokens + 128), n_seq_max=max(2 * n, 2))
+    config = ContextConfig(n_seq_max=max(2 * n, 2), seq_len=tokens + 256)
     with LlamaCppGenerator(path, name=name, config=config) as gen:
         prompt = Prompt.user(QUESTION, system=COT_SYSTEM)
         out = gen.generate([prompt], sc_params(n, tokens, _eog_tokens(gen)))
@@ -92,7 +92,7 @@ def run(path: Path, name: str, ns: Sequence[int], tokens: int, repeats: int = 3)
     speed on a shared 2-core VM wanders by up to 20% between identical runs (measured), which would
     otherwise decide the comparison.
     """
-    with LlamaCppGenerator(path, name=name, config=ContextConfig(n_cells=2048, n_seq_max=2)) as gen:
+    with LlamaCppGenerator(path, name=name, config=ContextConfig(n_seq_max=2, seq_len=1024)) as gen:
         prompt_tokens = gen.tokens(Prompt.user(QUESTION, system=COT_SYSTEM))
     rows = []
     for n in ns:

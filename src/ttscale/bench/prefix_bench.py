@@ -30,7 +30,7 @@ STEP_PARAMS = SamplingParams(n=1, max_tokens=64, temperature=0.0, stop=("\n\n",)
 
 def stepwise(path: Path, name: str, steps: int, cache: bool) -> dict[str, Any]:
     """Run ``steps`` continuation steps; count prompt tokens computed and cached."""
-    config = ContextConfig(n_cells=8192, n_seq_max=8, prefix_cache=cache)
+    config = ContextConfig(n_seq_max=8, seq_len=2048, prefix_cache=cache)
     with LlamaCppGenerator(path, name=name, config=config) as gen:
         prompt = Prompt.user(QUESTION, system=MATH_COT_SYSTEM_PROMPT)
         computed = cached = total = 0

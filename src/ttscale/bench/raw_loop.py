@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..backends.llamacpp.native import ContextConfig, NativeModel
 from ..types import SamplingParams
@@ -39,7 +40,7 @@ def raw_decode(
         if native.decode(entries) != 0:
             raise RuntimeError("prefill failed")
         for s in range(1, n):
-            native.seq_copy(0, s, -1, -1)
+            native.seq_copy(0, s)
         prefill = time.perf_counter() - t0
         rows = [len(prompt) - 1] * n
         t1 = time.perf_counter()
@@ -59,5 +60,5 @@ def raw_decode(
 
 def open_native(path: str, n: int, prompt_len: int, steps: int) -> NativeModel:
     """A context sized for one raw run."""
-    cells = prompt_len + n * steps + 512
-    return NativeModel(__import__("pathlib").Path(path), ContextConfig(n_cells=cells, n_seq_max=max(n, 1)))
+    config = ContextConfig(n_seq_max=max(n, 1), seq_len=prompt_len + steps + 256)
+    return NativeModel(Path(path), config)

@@ -1,7 +1,7 @@
 """The embedded engine: one thread owns the llama.cpp context and decodes every request together.
 
 Requests (token ids + sampling params + n) arrive from any thread through a queue. Each step the engine
-admits what fits (sequence slots and KV cells), prefills each new prompt once (only the part not already
+admits what fits (sequence slots; each slot owns a KV stream sized for a whole sequence), prefills each new prompt once (only the part not already
 in the prefix cache), forks the prompt's KV to the request's n samples, and then decodes one token for
 every live sequence of every request in a single ``llama_decode`` call: continuous batching. Sampling
 uses llama.cpp's own sampler chain per sequence (a per-sequence seed); Python only touches the logits when
@@ -42,13 +42,7 @@ class Request:
     future: Future[list[Completion]] = field(default_factory=Future)
     outputs: list[Completion | None] = field(default_factory=list)
     live: int = 0
-    admitted: bool = False
     done: bool = False
-
-    @property
-    def cells_needed(self) -> int:
-        """Upper bound of new KV cells: the whole prompt plus every sample at max length."""
-        return len(self.tokens) + self.n * self.max_new
 
 
 @dataclass(eq=False)
@@ -98,7 +92,6 @@ class Engine:
         self._queue: queue.Queue[Request | None] = queue.Queue()
         self._waiting: deque[Request] = deque()
         self._active: list[Sequence_] = []
-        self._committed = 0  # KV cells reserved by admitted, unfinished requests
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ttscale-llamacpp-engine", daemon=True)
         self._thread.start()
@@ -114,11 +107,6 @@ class Engine:
             raise GenerationError(f"n={n} exceeds the engine's {self.native.n_seq_max} sequence slots")
         max_new = min(params.max_tokens, self.max_seq_len - len(tokens))
         req = Request(tokens, params, n, max_new, seed, outputs=[None] * n)
-        if req.cells_needed > self.native.n_cells:
-            raise GenerationError(
-                f"request needs up to {req.cells_needed} KV cells (prompt {len(tokens)} + {n} x {max_new} "
-                f"tokens) but the engine has {self.native.n_cells}; lower n or max_tokens, or raise n_cells"
-            )
         self._queue.put(req)
         return req.future
 
@@ -181,9 +169,9 @@ class Engine:
         if req.future.cancelled():
             return True  # admitted only to be dropped
         if not self._active:
-            return True  # alone it always fits: submit() checked its size against the pool
-        slots_ok = self._slots.available() >= req.n + 1
-        return slots_ok and self._committed + req.cells_needed <= self.native.n_cells
+            return True  # alone it always fits: submit() checked n against the slots
+        # each slot has its own KV stream sized for a whole sequence, so slots are the only limit
+        return self._slots.available() >= req.n + 1
 
     def _start(self, req: Request) -> None:
         """Prefill the prompt (reusing a cached prefix), fork it n ways, draw every sample's first token."""
@@ -191,12 +179,12 @@ class Engine:
         if self._slots.available(keep=source) < req.n:
             source, lcp = None, 0  # keeping the source would leave too few slots for the samples
         lcp = min(lcp, len(req.tokens) - 1)  # the last prompt token is always recomputed for its logits
-        req.admitted, req.live = True, req.n
-        self._committed += req.cells_needed
+        req.live = req.n
         first = self._take_slot(keep=source)
         try:
             if source is not None and lcp > 0:
-                self.native.seq_copy(source.id, first.id, 0, lcp)
+                self.native.seq_copy(source.id, first.id)  # the whole source, then drop what differs
+                self.native.seq_remove(first.id, lcp, -1)
             first.tokens = list(req.tokens[:lcp])
             t0 = time.perf_counter()
             row = self._prefill(first, req.tokens[lcp:])
@@ -210,7 +198,7 @@ class Engine:
         seqs = [self._new_sequence(req, 0, first, lcp)]
         for i in range(1, req.n):
             slot = self._take_slot(keep=first)
-            self.native.seq_copy(first.id, slot.id, -1, -1)
+            self.native.seq_copy(first.id, slot.id)
             slot.tokens = list(req.tokens)
             seqs.append(self._new_sequence(req, i, slot, len(req.tokens)))
         self._active.extend(seqs)
@@ -250,17 +238,10 @@ class Engine:
         return row
 
     def _decode(self, entries: list[tuple[int, int, int, bool]]) -> None:
-        """``llama_decode``, evicting cached prefixes while the KV pool is full."""
-        while True:
-            code = self.native.decode(entries)
-            if code == 0:
-                return
-            victims = self._slots.cached()
-            if code != 1 or not victims:
-                raise GenerationError(f"llama_decode failed with code {code} (KV cache full: {code == 1})")
-            self.native.seq_remove(victims[0].id)
-            victims[0].tokens = []
-            self.stats.evictions += 1
+        """``llama_decode``; every stream is sized for a whole sequence, so a failure is a real error."""
+        code = self.native.decode(entries)
+        if code != 0:
+            raise GenerationError(f"llama_decode failed with code {code}")
 
     def _step(self) -> None:
         """One decode of one token for every live sequence, then one sampling round."""
@@ -268,7 +249,7 @@ class Engine:
         t0 = time.perf_counter()
         try:
             self._decode([(s.pending, s.pos, s.slot.id, True) for s in batch])
-        except GenerationError as exc:  # no room even after evictions: fail the newest request, retry later
+        except GenerationError as exc:  # fail the newest request, retry the others next step
             self._fail(batch[-1].req, exc)
             return
         self.stats.decode_steps += 1
@@ -343,9 +324,7 @@ class Engine:
             seq.req.live -= 1
 
     def _retire(self, req: Request) -> None:
-        """Mark ``req`` finished and give back the KV cells it reserved."""
-        if req.admitted and not req.done:
-            self._committed -= req.cells_needed
+        """Mark ``req`` finished."""
         req.done = True
 
     def _fail(self, req: Request, exc: BaseException) -> None:

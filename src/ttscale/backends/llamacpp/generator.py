@@ -43,7 +43,7 @@ class LlamaCppGenerator:
         self.facts: GGUFFacts = read_gguf_facts(path)
         self.config = config or ContextConfig()
         self.native = NativeModel(path, self.config)
-        n_ctx = min(self.facts.n_ctx_train or self.native.n_cells, self.native.n_cells)
+        n_ctx = min(self.facts.n_ctx_train or self.native.seq_len, self.native.seq_len)
         self._model = ModelInfo(
             name=name or path.stem,
             n_params=self.facts.n_params,

@@ -1,14 +1,14 @@
 """Sequence slots and the prefix cache over them.
 
-The engine's context has ``n_seq_max`` sequence ids sharing one pool of KV cells. A slot is a sequence id
-plus the token ids whose KV it holds at positions ``0 .. len(tokens)-1``. A slot is *free* (holds
-nothing), *active* (a sample is being generated in it) or *cached* (a finished sequence kept so that a
-later prompt sharing its prefix can copy that prefix instead of recomputing it).
+The engine's context has ``n_seq_max`` sequence ids, each with its own KV stream of ``seq_len`` cells. A
+slot is a sequence id plus the token ids whose KV it holds at positions ``0 .. len(tokens)-1``. A slot is
+*free* (holds nothing), *active* (a sample is being generated in it) or *cached* (a finished sequence
+kept so that a later prompt sharing its prefix can copy that prefix instead of recomputing it).
 
-A new prompt looks for the slot with the longest common token prefix, active or cached, and copies that
-many positions into its own slot (``llama_memory_seq_cp``: with a unified KV pool this only tags the cells
-with another sequence id, nothing is copied). Cached slots are evicted least-recently-used first when a
-slot or KV cells are needed.
+A new prompt looks for the slot with the longest common token prefix, active or cached, copies that
+slot's stream into its own (``llama_memory_seq_cp``; llama.cpp copies whole streams between sequences,
+so the engine then removes the positions past the common prefix) and prefills only the rest. Cached slots
+are evicted least-recently-used first when a slot is needed.
 """
 
 from __future__ import annotations
