@@ -91,7 +91,7 @@ class ScriptedGenerator:
         )
         # seconds each generate call sleeps, outside the lock: lets tests interrupt a run mid-way
         self._delay = delay
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # criteria may call encode/decode while a generation holds it
         self._draws = 0
         self._vocab: dict[str, int] = {}
         self._seen: list[tuple[int, ...]] = []

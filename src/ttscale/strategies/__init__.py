@@ -20,6 +20,9 @@ STRATEGIES.register("deepconf", "ttscale.strategies.deepconf:DeepConf")
 STRATEGIES.register("best_of_n", "ttscale.strategies.best_of_n:BestOfN")
 STRATEGIES.register("budget_forcing", "ttscale.strategies.budget_forcing:BudgetForcing")
 STRATEGIES.register("tip", "ttscale.strategies.tip:ThoughtSwitchingPenalty")
+STRATEGIES.register("beam_search", "ttscale.strategies.beam_search:BeamSearch")
+STRATEGIES.register("dvts", "ttscale.strategies.dvts:DVTS")
+STRATEGIES.register("mcts", "ttscale.strategies.mcts:MCTS")
 
 __all__ = [
     "STRATEGIES",
