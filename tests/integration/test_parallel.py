@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from ttscale import Ledger, Problem, Result
+from ttscale import Ledger, Problem, Prompt, Result, SamplingParams
 from ttscale.backends.llamacpp import LlamaCppGenerator
 from ttscale.strategies.adaptive_consistency import AdaptiveConsistency
 from ttscale.strategies.deepconf import DeepConf
+from ttscale.strategies.deepconf_confidence import ConfidenceStop
 from ttscale.strategies.self_consistency import SelfConsistency
 
 pytestmark = pytest.mark.integration
@@ -37,21 +38,36 @@ def test_adaptive_consistency_answers_within_max_n(small: LlamaCppGenerator) -> 
     assert ledger.usage().total.completion_tokens == sum(s["tokens"] for s in events(result, "sample"))
 
 
-def test_deepconf_online_stops_traces_inside_the_engine(small: LlamaCppGenerator) -> None:
-    # eta=1: the threshold is the 99th percentile of the warm-up's lowest group confidences, so a later
-    # trace survives only if its weakest 8-token window beats nearly the best warm-up trace's weakest one
-    # (about 1 in 3 for exchangeable traces); the others are cut mid-generation
+def test_confidence_stop_cuts_traces_inside_the_engine(small: LlamaCppGenerator) -> None:
+    # a threshold no window can reach: every trace must be cut right after its first full window
+    stop = ConfidenceStop(threshold=1e9, window=8, k=20)
+    no_eos = tuple((t, float("-inf")) for t in range(small.native.n_vocab) if small.native.is_eog(t))
+    params = SamplingParams(
+        n=3, max_tokens=40, temperature=1.0, seed=5, logprobs=20, stopping_criteria=(stop,), logit_bias=no_eos
+    )
+    out = small.generate([Prompt.user("Count from one to twenty.")], params)[0]
+    assert [c.finish_reason for c in out] == ["criterion"] * 3
+    assert all(len(c.token_ids) == 8 for c in out)
+
+
+def test_deepconf_online_stops_exactly_the_traces_below_the_threshold(small: LlamaCppGenerator) -> None:
+    # whether a given trace is cut depends on the sampled text; the rule does not: an online trace is cut
+    # iff one of its full windows fell below the warm-up threshold, and cut traces never vote
     strategy = DeepConf(n=6, n_init=2, eta=1, window=8, batch_size=4, max_tokens=40, temperature=1.0, seed=5)
     result, ledger = solve(strategy, small)
     samples = events(result, "sample")
-    stopped = [s for s in samples if s["finish_reason"] == "criterion"]
-    assert stopped, [(s["phase"], s["finish_reason"], s["lowest_group"]) for s in samples]
-    assert all(s["early_stopped"] and not s["voted"] and s["phase"] == "online" for s in stopped)
-    assert all(8 <= s["tokens"] < 40 for s in stopped)  # a full window was seen, then generation ended
     [threshold] = events(result, "threshold")
-    assert all(s["lowest_group"] < threshold["threshold"] for s in stopped)
+    for s in samples:
+        if s["phase"] != "online":
+            continue
+        cut = s["finish_reason"] == "criterion"
+        assert cut == s["early_stopped"]
+        if cut:
+            assert not s["voted"] and 8 <= s["tokens"] < 40 and s["lowest_group"] < threshold["threshold"]
+        elif s["tokens"] >= 8:
+            assert s["lowest_group"] >= threshold["threshold"]
     [stop] = events(result, "stop")
-    assert stop["early_stopped"] == len(stopped) and stop["traces"] <= 6
+    assert stop["early_stopped"] == sum(s["early_stopped"] for s in samples) and stop["traces"] <= 6
     assert ledger.usage().total.completion_tokens == sum(s["tokens"] for s in samples)
 
 

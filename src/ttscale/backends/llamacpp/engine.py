@@ -272,7 +272,7 @@ class Engine:
             else:
                 record = None
             tok = self.native.sample(seq.chain, row)
-            if record is not None:
+            if record is not None and not self.native.is_eog(tok):  # records match the returned tokens
                 seq.logprobs.append(record.with_token(tok))
             self._advance(seq, tok)
         except Exception as exc:  # noqa: BLE001 - one request's failure must not stop the batch
