@@ -182,3 +182,13 @@ def test_tokens_inside_an_open_think_block_are_reasoning(small: LlamaCppGenerato
     assert c.reasoning_tokens == len(c.token_ids) > 0  # stopped before closing: every token was thinking
     plain = small.generate([Q], SamplingParams(n=1, temperature=0.0, max_tokens=12))[0][0]
     assert plain.reasoning_tokens == 0
+
+
+def test_finished_sequences_beyond_max_cached_are_freed(small_path: object) -> None:
+    config = ContextConfig(n_seq_max=8, seq_len=256, max_cached=2)
+    with LlamaCppGenerator(str(small_path), config=config) as gen:
+        gen.generate([Q], SamplingParams(n=6, temperature=0.7, top_k=40, max_tokens=8, seed=1))
+        kept = [s for s in gen.engine._slots.slots if s.tokens]
+        assert len(kept) == 2 and gen.engine.stats.evictions >= 4
+        again = gen.generate([Q], GREEDY)[0][0]
+        assert again.cached_prompt_tokens == again.prompt_tokens - 1  # a kept prefix still serves the prompt

@@ -83,10 +83,13 @@ class EngineStats:
 class Engine:
     """Owns a :class:`NativeModel` and runs the scheduling loop on its own thread."""
 
-    def __init__(self, native: NativeModel, max_seq_len: int, prefix_cache: bool = True) -> None:
+    def __init__(
+        self, native: NativeModel, max_seq_len: int, prefix_cache: bool = True, max_cached: int = 4
+    ) -> None:
         self.native = native
         self.max_seq_len = max_seq_len
         self.prefix_cache = prefix_cache
+        self.max_cached = max_cached
         self.stats = EngineStats()
         self._slots = SlotTable(native.n_seq_max)
         self._queue: queue.Queue[Request | None] = queue.Queue()
@@ -322,6 +325,15 @@ class Engine:
             seq.slot.active = False
             self._slots.touch(seq.slot)
             seq.req.live -= 1
+            self._trim_cache()
+
+    def _trim_cache(self) -> None:
+        """Free the least recently used finished sequences beyond ``max_cached``."""
+        cached = self._slots.cached()
+        for slot in cached[: max(0, len(cached) - self.max_cached)]:
+            self.native.seq_remove(slot.id)
+            slot.tokens = []
+            self.stats.evictions += 1
 
     def _retire(self, req: Request) -> None:
         """Mark ``req`` finished."""

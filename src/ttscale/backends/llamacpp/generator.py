@@ -60,7 +60,9 @@ class LlamaCppGenerator:
             bos_token=self.native.token_text(int(bos)) if bos else "",
             eos_token=self.native.token_text(int(eos)) if eos else "",
         )
-        self.engine = Engine(self.native, max_seq_len=n_ctx, prefix_cache=self.config.prefix_cache)
+        self.engine = Engine(
+            self.native, n_ctx, prefix_cache=self.config.prefix_cache, max_cached=self.config.max_cached
+        )
         self._cache: OrderedDict[Prompt, list[int]] = OrderedDict()
         self._cache_lock = threading.Lock()
 
