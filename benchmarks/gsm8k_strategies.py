@@ -174,7 +174,9 @@ def main() -> None:
     a = ap.parse_args()
     examples = load("gsm8k", limit=a.limit)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    with LlamaCppGenerator.from_model(a.model, ContextConfig(n_seq_max=64, seq_len=2048, max_cached=1)) as gen:
+    with LlamaCppGenerator.from_model(
+        a.model, ContextConfig(n_seq_max=64, seq_len=2048, max_cached=1)
+    ) as gen:
         if not a.report:
             for config in a.configs.split(","):
                 run_config(gen, config, examples, a.out, a.concurrency)
