@@ -125,3 +125,17 @@ class SearchFields:
                 yield policy.ledger.meter(opened)  # one ledger: one budget, usage under the judge's name
             finally:
                 opened.close()
+
+
+def check_beam_shape(
+    n: int, beam_width: int, iterations: int, lookahead: int, selection: str, kept: str
+) -> None:
+    """Validate the shape beam search and DVTS share; ``kept`` says what n / beam_width counts."""
+    from .select import SELECTIONS
+
+    check(beam_width >= 1, "beam_width", "an integer >= 1", beam_width)
+    check(n >= 1, "n", "an integer >= 1", n)
+    check(n % beam_width == 0, "n", f"a multiple of beam_width ({beam_width}), so that {kept}", n)
+    check(iterations >= 1, "iterations", "an integer >= 1", iterations)
+    check(lookahead >= 0, "lookahead", "an integer >= 0", lookahead)
+    check(selection in SELECTIONS, "selection", " or ".join(SELECTIONS), selection)

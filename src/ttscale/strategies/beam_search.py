@@ -39,11 +39,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import BudgetExhausted
 from ..search.expand import Searcher
-from ..search.fields import SearchFields
-from ..search.select import SELECTIONS, Selection, build_result, finished
+from ..search.fields import SearchFields, check_beam_shape
+from ..search.select import Selection, build_result, finished
 from ..search.tree import Node, by_score
 from ..types import Result, TraceEvent
-from .base import check
 
 if TYPE_CHECKING:
     from ..compute import Meter
@@ -72,13 +71,14 @@ class BeamSearch(SearchFields):
     )
 
     def __post_init__(self) -> None:
-        check(self.beam_width >= 1, "beam_width", "an integer >= 1", self.beam_width)
-        check(self.n >= 1, "n", "an integer >= 1", self.n)
-        rule = f"a multiple of beam_width ({self.beam_width}), so that n / beam_width beams are kept"
-        check(self.n % self.beam_width == 0, "n", rule, self.n)
-        check(self.iterations >= 1, "iterations", "an integer >= 1", self.iterations)
-        check(self.lookahead >= 0, "lookahead", "an integer >= 0", self.lookahead)
-        check(self.selection in SELECTIONS, "selection", " or ".join(SELECTIONS), self.selection)
+        check_beam_shape(
+            self.n,
+            self.beam_width,
+            self.iterations,
+            self.lookahead,
+            self.selection,
+            "n / beam_width beams are kept",
+        )
         self.check_search_fields()
 
     @property
