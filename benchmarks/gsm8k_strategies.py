@@ -174,13 +174,20 @@ def main() -> None:
     a = ap.parse_args()
     examples = load("gsm8k", limit=a.limit)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    with LlamaCppGenerator.from_model(
-        a.model, ContextConfig(n_seq_max=64, seq_len=2048, max_cached=1)
-    ) as gen:
-        if not a.report:
-            for config in a.configs.split(","):
+    if not a.report:
+        for config in a.configs.split(","):
+            with open_engine(a.model, config) as gen:
                 run_config(gen, config, examples, a.out, a.concurrency)
+    with open_engine(a.model, "report") as gen:
         print(json.dumps({"model": a.model, "limit": a.limit, "results": report(a.out, gen.model)}))
+
+
+def open_engine(model: str, config: str) -> LlamaCppGenerator:
+    # Sampling configs keep one finished sequence: kept KV streams slow every later decode step, and
+    # their prompts are reused through the forks anyway. Budget forcing continues each problem's own
+    # thinking after every "Wait", so it keeps a finished sequence per problem in flight.
+    keep = 32 if config.startswith("bf_") else 1
+    return LlamaCppGenerator.from_model(model, ContextConfig(n_seq_max=64, seq_len=2048, max_cached=keep))
 
 
 if __name__ == "__main__":

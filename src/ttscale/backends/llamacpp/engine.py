@@ -349,24 +349,48 @@ class Engine:
 
 @dataclass(frozen=True)
 class _PartialLogprob:
-    logprobs: np.ndarray[Any, Any]
+    logits: np.ndarray[Any, Any]
+    """A copy of the model's raw logits (processors may rewrite the live buffer after this record)."""
+    log_z: float
     top: tuple[tuple[int, float], ...]
 
     def with_token(self, tok: int) -> TokenLogprob:
-        return TokenLogprob(tok, float(self.logprobs[tok]), self.top)
+        return TokenLogprob(tok, float(self.logits[tok]) - self.log_z, self.top)
 
 
 def _logprob_record(logits: np.ndarray[Any, Any], k: int | None) -> _PartialLogprob:
-    """Log-softmax of the model's raw logits (before processors, temperature or truncation), and its top k."""
-    x = logits.astype(np.float64)
-    m = x.max()
-    lp = x - (m + np.log(np.exp(x - m).sum()))
+    """Log-softmax of the model's raw logits (before processors, temperature or truncation), and its top k.
+
+    Runs once per token per sequence on the engine thread, so it is kept to ~0.2 ms for a 152k vocabulary
+    (a float64 log-softmax plus ``argpartition`` took ~5 ms, doubling a 48-sequence decode step): the log
+    partition function is one float32 ``exp`` with a float64 sum, and only the top-k candidates are sorted.
+    """
+    raw = np.array(logits, dtype=np.float32, copy=True)
+    m = float(raw.max())
+    log_z = m + float(np.log(np.exp(raw - m).sum(dtype=np.float64)))
     top: tuple[tuple[int, float], ...] = ()
     if k:
-        idx = np.argpartition(-lp, k)[:k]
-        idx = idx[np.argsort(-lp[idx], kind="stable")]
-        top = tuple((int(i), float(lp[i])) for i in idx)
-    return _PartialLogprob(lp, top)
+        idx = _top_indices(raw, k)
+        top = tuple((int(i), float(raw[i]) - log_z) for i in idx)
+    return _PartialLogprob(raw, log_z, top)
+
+
+def _top_indices(x: np.ndarray[Any, Any], k: int) -> np.ndarray[Any, Any]:
+    """Indices of the ``k`` largest values, largest first (stable among ties).
+
+    The k-th largest of a strided subsample is a lower bound on the k-th largest overall, so every top-k
+    entry passes that threshold; only the few that pass are partitioned, not the whole vocabulary.
+    """
+    k = min(k, x.size)
+    sample = x[::64]
+    if k < sample.size:
+        cand = np.flatnonzero(x >= np.partition(sample, -k)[-k])
+    else:
+        cand = np.arange(x.size)
+    if k < cand.size:  # keep every value tied with the k-th so ties break by index, not partition order
+        cand = cand[x[cand] >= np.partition(x[cand], -k)[-k]]
+    order = np.lexsort((cand, -x[cand]))  # by value descending, then index ascending
+    return cand[order[:k]]
 
 
 def _find_stop(text: str, before: int, stops: tuple[str, ...]) -> tuple[int, str] | None:
