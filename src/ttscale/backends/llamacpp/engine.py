@@ -383,10 +383,7 @@ def _top_indices(x: np.ndarray[Any, Any], k: int) -> np.ndarray[Any, Any]:
     """
     k = min(k, x.size)
     sample = x[::64]
-    if k < sample.size:
-        cand = np.flatnonzero(x >= np.partition(sample, -k)[-k])
-    else:
-        cand = np.arange(x.size)
+    cand = np.flatnonzero(x >= np.partition(sample, -k)[-k]) if k < sample.size else np.arange(x.size)
     if k < cand.size:  # keep every value tied with the k-th so ties break by index, not partition order
         cand = cand[x[cand] >= np.partition(x[cand], -k)[-k]]
     order = np.lexsort((cand, -x[cand]))  # by value descending, then index ascending
