@@ -1,7 +1,7 @@
 """The ``ttscale`` command line: thin parsing over the library.
 
 Commands: ``solve`` (one problem, one strategy, one budget), ``strategies`` (what exists and its
-parameters), ``eval`` and ``runs`` (benchmark runs and their store, in :mod:`ttscale.cli_eval`), and,
+parameters), ``trace view`` (a trace file as an offline HTML page, in :mod:`ttscale.cli_trace`), ``eval`` and ``runs`` (benchmark runs and their store, in :mod:`ttscale.cli_eval`), and,
 when their modules are installed, ``models`` (the model store) and ``bench``.
 
 Conventions: results go to stdout (with ``--json``, exactly one JSON object and nothing else); progress
@@ -30,6 +30,7 @@ from .errors import ConfigError, TTScaleError
 from .solve import solve
 from .strategies import STRATEGIES, Strategy, build_strategy, strategy_params
 from .types import Problem, Result
+from .viewer.trace_file import check_writable, write_trace
 
 app = typer.Typer(
     name="ttscale",
@@ -156,9 +157,15 @@ def solve_command(
     script: Annotated[
         Path | None, typer.Option(help="JSON list of responses, for --backend scripted (testing).")
     ] = None,
+    trace: Annotated[
+        Path | None,
+        typer.Option(help="Write the full trace (every sample, node, score) to this JSON file."),
+    ] = None,
 ) -> None:
     """Solve one problem with a test-time strategy and report the answer and what it cost."""
     with _errors():
+        if trace is not None:
+            check_writable(trace)  # before the model loads: a bad path must not cost a solve
         params = parse_params(param or [])
         if seed is not None:
             params.setdefault("seed", str(seed))
@@ -167,6 +174,9 @@ def solve_command(
         budget = None if no_budget else Budget(budget_tokens, budget_flops)
         problem = Problem(question, answer_kind=kind.value)
         result = _run(problem, chosen, budget, lambda: open_generator(backend, model, script))
+        if trace is not None:
+            write_trace(trace, problem, result)
+            _stderr().print(f"trace written to {trace}; view it with `ttscale trace view {trace}`")
         if json_output:
             payload: dict[str, Any] = result.to_dict()
             payload.update(model=result.model, strategy=result.strategy)
@@ -218,6 +228,7 @@ def _mount(module: str, name: str) -> None:
 
 _mount("ttscale.cli_models", "models")
 _mount("ttscale.bench.cli", "bench")
+_mount("ttscale.cli_trace", "trace")
 
 
 def _mount_eval() -> None:

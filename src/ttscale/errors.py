@@ -12,7 +12,8 @@ Every error names what went wrong and says what to do about it::
     ├── GenerationError        a backend failed to generate (one request, not the batch)
     │   └── PromptTooLong      a prompt does not fit the context, refused before decoding
     ├── EngineClosed           the engine was shut down while a request waited
-    └── StoreError             the run store cannot be opened, written or read (names the path)
+    ├── StoreError             the run store cannot be opened, written or read (names the path)
+    └── TraceFileError         a trace file cannot be written, or read back as a ttscale trace
 """
 
 from __future__ import annotations
@@ -75,3 +76,7 @@ class EngineClosed(GenerationError):
 
 class StoreError(TTScaleError):
     """The evaluation run store cannot be opened, written or read; the message names the file."""
+
+
+class TraceFileError(TTScaleError):
+    """A trace file cannot be written, or is not a trace ``ttscale solve --trace`` wrote; names the path."""
