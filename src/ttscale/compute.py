@@ -114,6 +114,38 @@ class Ledger:
         """Wrap ``generator`` so that its calls are counted here and limited by this budget."""
         return Meter(generator, self)
 
+    @contextmanager
+    def forward_pass(self, model: ModelInfo, lengths: Sequence[int]) -> Iterator[None]:
+        """Meter one batched forward pass of ``model`` over sequences of ``lengths`` tokens (a scoring model
+        such as a Hugging Face PRM, which reads whole sequences and generates nothing).
+
+        Its cost is reserved before the pass (so a budget that cannot pay refuses it with
+        :class:`BudgetExhausted` before any compute) and recorded under the model's own name after it:
+        every token as a computed prompt token, FLOPs by :func:`span_flops` from position 0.
+        """
+        tokens = int(sum(lengths))
+        flops = math.fsum(span_flops(model, 0, n) for n in lengths)
+        with self._lock:
+            tok_left, fl_left = self._remaining_locked()
+            if tokens > tok_left or flops > fl_left:
+                raise BudgetExhausted(
+                    f"budget exhausted: {tok_left:.0f} tokens / {fl_left:.3g} FLOPs left cannot pay for "
+                    f"{model.name!r} to read {tokens} tokens ({flops:.3g} FLOPs)"
+                )
+            self._reserved_tokens += tokens
+            self._reserved_flops += flops
+        done = False
+        try:
+            yield
+            done = True
+        finally:
+            with self._lock:
+                self._reserved_tokens -= tokens
+                self._reserved_flops -= flops
+                if done:
+                    spent = ModelUsage(1, tokens, 0, 0, 0, flops)
+                    self._spent[model.name] = self._spent.get(model.name, ModelUsage()) + spent
+
     # -- used by Meter --------------------------------------------------------------------------------
     def _reserve(self, plan: _Plan) -> SamplingParams:
         with self._lock:

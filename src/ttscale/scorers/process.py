@@ -11,6 +11,8 @@ Registered here by name (:func:`build_process_scorer`):
 
 - ``llm_judge_prm``: P(Yes) of a judge model asked whether the latest step is correct
   (:mod:`ttscale.scorers.prm_judge`), one batched call per scoring round, prefix-cache friendly;
+- ``hf:<model id or folder>``: a trained PRM run with transformers (Qwen2.5-Math-PRM, Math-Shepherd;
+  :mod:`ttscale.scorers.hf_prm`, optional extra ``hf``), metered under its own name;
 - ``orm:<outcome scorer>``: an outcome scorer of :data:`ttscale.scorers.SCORERS` applied to each prefix of
   steps (:class:`OrmAsPrm`), e.g. ``orm:llm_judge``. Only scorers that read text qualify: a partial
   solution has no policy logprobs to read.
@@ -41,6 +43,7 @@ AGGREGATIONS: tuple[Aggregation, ...] = ("last", "min", "prod", "mean")
 
 LLM_JUDGE_PRM = "llm_judge_prm"
 ORM_PREFIX = "orm:"
+HF_PREFIX = "hf:"
 
 
 class ProcessScorer(Protocol):
@@ -138,10 +141,16 @@ def check_prm_name(name: str) -> None:
 
     if name == LLM_JUDGE_PRM:
         return
+    if name.startswith(HF_PREFIX):
+        if not name[len(HF_PREFIX) :].strip():
+            raise ConfigError(
+                "prm=hf: needs a model: prm=hf:Qwen/Qwen2.5-Math-PRM-7B or prm=hf:/path/to/model"
+            )
+        return
     if name.startswith(ORM_PREFIX) and name[len(ORM_PREFIX) :] in SCORERS:
         return
     known = ", ".join(ORM_PREFIX + n for n in SCORERS.names())
-    raise ConfigError(f"prm must be {LLM_JUDGE_PRM} or one of {known}, got {name!r}")
+    raise ConfigError(f"prm must be {LLM_JUDGE_PRM}, hf:<Hugging Face PRM> or one of {known}, got {name!r}")
 
 
 def prm_needs_judge(name: str) -> bool:
@@ -149,6 +158,8 @@ def prm_needs_judge(name: str) -> bool:
     from . import SCORERS
 
     check_prm_name(name)
+    if name.startswith(HF_PREFIX):
+        return False  # the PRM is its own model, loaded by transformers, not a generator
     return name == LLM_JUDGE_PRM or SCORERS.get(name[len(ORM_PREFIX) :]).needs_judge
 
 
@@ -160,6 +171,10 @@ def build_process_scorer(
     from .prm_judge import LLMJudgePRM
 
     check_prm_name(name)
+    if name.startswith(HF_PREFIX):
+        from .hf_prm import MeteredHFPRM, load_hf_prm
+
+        return MeteredHFPRM(load_hf_prm(name[len(HF_PREFIX) :]), getattr(policy, "ledger", None))
     grader = judge if judge is not None else policy
     if name == LLM_JUDGE_PRM:
         return LLMJudgePRM(grader)

@@ -41,8 +41,9 @@ class SearchFields:
     prm: str = field(
         default="llm_judge_prm",
         metadata={
-            "help": "Process scorer: llm_judge_prm (a judge's P(Yes) per step) or orm:<outcome scorer> "
-            "(e.g. orm:llm_judge, applied to each prefix of steps)."
+            "help": "Process scorer: llm_judge_prm (a judge's P(Yes) per step), hf:<Hugging Face PRM> "
+            "(e.g. hf:Qwen/Qwen2.5-Math-PRM-7B; extra 'hf') or orm:<outcome scorer> (e.g. orm:llm_judge, "
+            "applied to each prefix of steps)."
         },
     )
     prm_model: str | None = field(
