@@ -168,7 +168,7 @@ def test_the_budget_is_never_exceeded(tokens: int, lookahead: int) -> None:
             "'selection' of strategy 'beam_search' expects 'weighted' | 'naive' | 'majority'",
         ),
         ({"aggregation": "max"}, "expects 'last' | 'min' | 'prod' | 'mean', got 'max'"),
-        ({"prm": "hf_prm"}, "prm must be llm_judge_prm or one of orm:"),
+        ({"prm": "hf_prm"}, "prm must be llm_judge_prm, hf:<Hugging Face PRM> or one of orm:"),
         ({"steps": "sentences"}, "steps must be blank_line, newline, step_markers or regex:<pattern>"),
         ({"temperature": -1}, "temperature must be a finite number >= 0"),
     ],
