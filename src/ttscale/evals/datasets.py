@@ -25,7 +25,8 @@ Real examples, one per dataset:
   coordinates. ..." -> ``\\left( 3, \\frac{\\pi}{2} \\right)``.
 - aime24 ``aime-2024-I-01``: "Every morning Aya goes for a $9$-kilometer-long walk and stops at a coffee shop
   afterwards. ..." -> ``204``.
-- game24 ``game24-0001``: "1 1 4 6" -> any expression using 1, 1, 4, 6 once each that equals 24.
+- game24 ``game24-0001``: "1 1 4 6" (shown as :data:`GAME24_INSTRUCTION` with these numbers) -> any
+  expression using 1, 1, 4, 6 once each that equals 24.
 - hotpotqa ``5a8e0dbd554299068b959e3e``: "What type of media does Hot Pixel and PlayStation Portable have
   in common?" -> ``video game`` (ten passages in ``metadata["context"]``).
 - bamboogle ``bamboogle-001``: "Who was president of the United States in the year that Citibank was
@@ -133,8 +134,22 @@ def _example(line: str, source: str, lineno: int, spec: DatasetSpec) -> Example:
         raise ConfigError(f"{source}, line {lineno}: missing field(s) {', '.join(missing)}")
     meta = {k: row[k] for k in spec.metadata_fields if k in row}
     extra = {k: v for k, v in row.items() if k not in _REQUIRED and k not in spec.metadata_fields}
-    problem = Problem(str(row["question"]), id=str(row["id"]), answer_kind=spec.kind, metadata=meta)
+    question = str(row["question"])
+    if spec.kind == "game24":
+        question = game24_question(question)
+    problem = Problem(question, id=str(row["id"]), answer_kind=spec.kind, metadata=meta)
     return Example(problem, str(row["answer"]), extra)
+
+
+GAME24_INSTRUCTION = (
+    "Use the numbers {numbers} and the operations +, -, * and / to make 24. Use each number exactly once; "
+    "parentheses are allowed. Give the final expression in \\boxed{{}}, for example \\boxed{{(1 + 2 + 3) * 4}}."
+)
+"""The task statement a Game-of-24 puzzle ("4 9 10 13" in the source file) is shown as."""
+
+
+def game24_question(numbers: str) -> str:
+    return GAME24_INSTRUCTION.format(numbers=" ".join(numbers.split()))
 
 
 def dataset_kind(name: str) -> AnswerKind:

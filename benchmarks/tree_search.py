@@ -1,0 +1,156 @@
+"""Tree search (beam search, DVTS, MCTS) against self-consistency at a matched token budget, and what the
+prefix cache saves them.
+
+    python benchmarks/tree_search.py --dataset gsm8k --limit 30 --out benchmarks/results/tree30.jsonl
+    python benchmarks/tree_search.py --dataset game24 --offset 900 --limit 20 \
+        --configs cot_greedy,beam --out benchmarks/results/game24_901_920.jsonl
+    python benchmarks/tree_search.py ... --report          # summarise what --out holds
+
+Every configuration solves each problem under the same ``Budget(tokens=B)`` (``--budget-tokens``; tokens =
+prompt tokens computed + tokens generated, policy and PRM together, cache hits free), so accuracy is
+compared at matched compute; self-consistency draws as many samples as B buys. The PRM is the policy
+model judging its own steps (``llm_judge_prm``), the only judge this machine runs.
+
+Prefix cache: each row records prompt tokens computed and served from the cache; ``cache_saving`` in the
+report is (computed + cached) / computed, i.e. how many times more prompt tokens a cache-less engine would
+have computed for the same calls (every prompt of every call in full).
+
+Rows are appended to ``--out`` as each problem finishes, so an interrupted run resumes where it stopped.
+The answer key is read only here, after a strategy returned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from gsm8k_strategies import done_rows
+
+from ttscale import Budget, solve
+from ttscale.answers import is_correct
+from ttscale.backends.llamacpp import ContextConfig, LlamaCppGenerator
+from ttscale.evals.datasets import Example, dataset_kind, load
+from ttscale.strategies import build_strategy
+
+SEARCH = {"max_step_tokens": "128", "seed": "0"}
+CONFIGS: dict[str, tuple[str, dict[str, str]]] = {
+    "cot_greedy": ("cot", {}),
+    "sc": ("self_consistency", {"n": "64", "seed": "0"}),
+    "beam": ("beam_search", {"n": "8", "beam_width": "2", "iterations": "12", **SEARCH}),
+    "dvts": ("dvts", {"n": "8", "beam_width": "2", "iterations": "12", **SEARCH}),
+    "mcts": ("mcts", {"iterations": "24", "k": "3", "rollout_max_tokens": "384", **SEARCH}),
+}
+
+
+def run_one(gen: LlamaCppGenerator, config: str, ex: Example, budget_tokens: int) -> dict[str, Any]:
+    name, params = CONFIGS[config]
+    t0 = time.perf_counter()
+    result = solve(
+        ex.problem, build_strategy(name, params), generator=gen, budget=Budget(tokens=budget_tokens)
+    )
+    u = result.usage.total
+    kind = ex.problem.answer_kind
+    nodes = sum(1 for e in result.trace if e.kind == "node")
+    return {
+        "config": config,
+        "id": ex.problem.id,
+        "gold": ex.answer,
+        "answer": result.answer,
+        "correct": is_correct(result.answer, ex.answer, kind, problem_metadata=ex.problem.metadata),
+        "prompt_tokens": u.prompt_tokens,
+        "cached_prompt_tokens": u.cached_prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.total_tokens,
+        "flops": u.flops,
+        "nodes": nodes,
+        "samples": sum(1 for e in result.trace if e.kind == "sample"),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def run_config(
+    gen: LlamaCppGenerator, config: str, examples: list[Example], out: Path, args: argparse.Namespace
+) -> None:
+    have = done_rows(out)
+    todo = [ex for ex in examples if (config, ex.problem.id) not in have]
+    lock = threading.Lock()
+
+    def work(ex: Example) -> None:
+        row = run_one(gen, config, ex, args.budget_tokens)
+        with lock, out.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        print(
+            f"{config} {ex.problem.id} answer={row['answer']!r} correct={row['correct']} "
+            f"tokens={row['total_tokens']}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    with ThreadPoolExecutor(args.concurrency) as pool:
+        list(pool.map(work, todo))
+
+
+def report(out: Path) -> dict[str, Any]:
+    by_config: dict[str, list[dict[str, Any]]] = {}
+    for (config, _), r in done_rows(out).items():
+        by_config.setdefault(config, []).append(r)
+    table: dict[str, Any] = {}
+    for config, rs in by_config.items():
+        n = len(rs)
+        computed = sum(r["prompt_tokens"] for r in rs)
+        cached = sum(r["cached_prompt_tokens"] for r in rs)
+        table[config] = {
+            "n": n,
+            "accuracy": round(sum(bool(r["correct"]) for r in rs) / n, 3),
+            "total_tokens_per_problem": round(sum(r["total_tokens"] for r in rs) / n, 1),
+            "completion_tokens_per_problem": round(sum(r["completion_tokens"] for r in rs) / n, 1),
+            "flops_per_problem": float(f"{sum(r['flops'] for r in rs) / n:.4g}"),
+            "prompt_tokens_computed": computed,
+            "prompt_tokens_cached": cached,
+            "cache_saving": round((computed + cached) / computed, 2) if computed else None,
+            "seconds_per_problem": round(sum(r["seconds"] for r in rs) / n, 1),
+        }
+    return table
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="qwen2.5-coder-0.5b-instruct")
+    ap.add_argument("--dataset", default="gsm8k")
+    ap.add_argument("--offset", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=30)
+    ap.add_argument("--configs", default="sc,beam,dvts,mcts")
+    ap.add_argument("--budget-tokens", type=int, default=3000, help="Tokens per problem, every config.")
+    ap.add_argument("--concurrency", type=int, default=6, help="Problems in flight on the one engine.")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/tree30.jsonl"))
+    ap.add_argument("--report", action="store_true", help="Only summarise what --out holds.")
+    args = ap.parse_args()
+    if not args.report:
+        examples = load(args.dataset, limit=args.limit, offset=args.offset)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        # step-wise search continues its latest steps: keep finished sequences as prefixes (LRU). A fresh
+        # engine per configuration, so no configuration finds another's prompts in the cache.
+        config = ContextConfig(n_seq_max=64, seq_len=2048, max_cached=16)
+        for name in args.configs.split(","):
+            with LlamaCppGenerator.from_model(args.model, config) as gen:
+                run_config(gen, name, examples, args.out, args)
+    summary = {
+        "model": args.model,
+        "dataset": args.dataset,
+        "kind": dataset_kind(args.dataset),
+        "offset": args.offset,
+        "limit": args.limit,
+        "budget_tokens": args.budget_tokens,
+        "results": report(args.out),
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
