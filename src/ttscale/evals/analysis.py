@@ -1,0 +1,201 @@
+"""Scaling analysis over stored runs: accuracy against compute, difficulty bins, FLOPs-matched comparisons.
+
+Subsampling. A sampling strategy's smaller budgets need no new runs: the first k samples of an n-sample
+run are the samples a k-sample run with the same seed draws (sample i uses seed + i), so accuracy at k is
+the strategy's own selection rule over those k (Hugging Face search-and-learn derives its curves the same
+way). Rules (:data:`SUBSAMPLE_RULES`): ``self_consistency`` votes by majority (or by its weights with
+``weighting=length_normalized``); ``best_of_n`` takes the best-scored sample (``selection=naive``) or the
+score-weighted vote (``selection=weighted``). Adaptive and search strategies change what they do with the
+budget, so their curves come from one run per budget.
+
+Cost at k. A problem's tokens at k are its computed prompt tokens (shared by every sample) plus the first
+k samples' tokens; its FLOPs at k are its recorded FLOPs times (tokens at k / tokens at n). That
+attribution is exact for the 2·N·T term and approximates the attention term (which grows with position),
+a few percent of a small model's FLOPs at these lengths. A verifier's cost (best-of-N's judge) scales the
+same way, one judgement per sample.
+
+Difficulty (Snell et al. 2024, arXiv 2408.03314, section 3): problems are put into ``n_bins`` equal-size
+bins, bin 1 the easiest. *Oracle* bins rank problems by the model's own pass@1 (the fraction of its samples
+that are correct; needs the key, so only for analysis). *Predicted* bins rank them by the agreement of the
+first ``probe`` samples (the share of the most common answer, a sample without an answer counting alone),
+which needs no key, so a compute-optimal policy could use it. Ties are broken by problem id, so bins are
+deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+from .metrics import vote_correct, wilson_interval
+from .records import ProblemRecord, SampleRecord
+
+Rule = Callable[[Sequence[SampleRecord], int], bool]
+
+
+def _best_scored(samples: Sequence[SampleRecord], k: int) -> bool:
+    first = list(samples[:k])
+    if not first:
+        return False
+    best = max(range(len(first)), key=lambda i: (first[i].vote_weight, -i))  # earliest on ties
+    return first[best].correct
+
+
+def subsample_rule(strategy: str, params: Mapping[str, Any]) -> Rule | None:
+    """How a run of ``strategy`` selects among its first k samples, or None if it cannot be subsampled."""
+    if strategy == "self_consistency":
+        weighted = str(params.get("weighting", "majority")) == "length_normalized"
+        return lambda samples, k: vote_correct(samples, k, weighted=weighted)
+    if strategy == "best_of_n":
+        if str(params.get("selection", "weighted")) == "naive":
+            return _best_scored
+        return lambda samples, k: vote_correct(samples, k, weighted=True)
+    return None
+
+
+SUBSAMPLE_RULES = ("self_consistency", "best_of_n")
+"""Strategies whose smaller budgets are derived from their largest run."""
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One point of an accuracy-against-compute curve."""
+
+    label: str
+    """What produced it, e.g. ``self_consistency n=4``."""
+    budget: int
+    """The budget knob's value (samples, iterations, thinking tokens, ...)."""
+    n_problems: int
+    accuracy: float
+    accuracy_ci: tuple[float, float]
+    """95% Wilson interval."""
+    tokens_per_problem: float
+    """Computed prompt tokens plus generated tokens, all models."""
+    flops_per_problem: float
+    correct: Mapping[str, bool]
+    """Problem id to whether it was solved at this point (for difficulty bins and paired comparisons)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "budget": self.budget,
+            "n_problems": self.n_problems,
+            "accuracy": self.accuracy,
+            "accuracy_ci95": list(self.accuracy_ci),
+            "tokens_per_problem": self.tokens_per_problem,
+            "flops_per_problem": self.flops_per_problem,
+        }
+
+
+def _point(label: str, budget: int, rows: Sequence[tuple[str, bool, float, float]]) -> CurvePoint:
+    n = len(rows)
+    solved = sum(ok for _, ok, _, _ in rows)
+    return CurvePoint(
+        label=label,
+        budget=budget,
+        n_problems=n,
+        accuracy=solved / n if n else 0.0,
+        accuracy_ci=wilson_interval(solved, n),
+        tokens_per_problem=math.fsum(t for _, _, t, _ in rows) / n if n else 0.0,
+        flops_per_problem=math.fsum(f for _, _, _, f in rows) / n if n else 0.0,
+        correct={pid: ok for pid, ok, _, _ in rows},
+    )
+
+
+def run_point(problems: Sequence[ProblemRecord], label: str, budget: int) -> CurvePoint:
+    """A run as one point: its final answers and everything it spent."""
+    rows = [(p.problem_id, p.correct, float(p.usage.total_tokens), p.usage.flops) for p in problems]
+    return _point(label, budget, rows)
+
+
+def subsampled_point(problems: Sequence[ProblemRecord], k: int, rule: Rule, label: str) -> CurvePoint:
+    """The run's accuracy and cost had it drawn only its first ``k`` samples (see the module docstring)."""
+    if k < 1:
+        raise ConfigError(f"k must be >= 1, got {k}")
+    rows = []
+    for p in problems:
+        if not p.samples:  # a failed solve: wrong at every k, and it cost what it cost
+            rows.append((p.problem_id, False, float(p.usage.total_tokens), p.usage.flops))
+            continue
+        all_tokens = p.usage.prompt_tokens + sum(s.tokens or 0 for s in p.samples)
+        k_tokens = p.usage.prompt_tokens + sum(s.tokens or 0 for s in p.samples[:k])
+        share = k_tokens / all_tokens if all_tokens else 1.0
+        rows.append((p.problem_id, rule(p.samples, k), float(k_tokens), p.usage.flops * share))
+    return _point(label, k, rows)
+
+
+def sample_curve(
+    problems: Sequence[ProblemRecord], strategy: str, params: Mapping[str, Any], ks: Sequence[int]
+) -> list[CurvePoint]:
+    """Points at each k (no larger than the fewest samples a problem has) from one sampling run."""
+    rule = subsample_rule(strategy, params)
+    if rule is None:
+        raise ConfigError(
+            f"{strategy} runs cannot be subsampled (only {', '.join(SUBSAMPLE_RULES)}); "
+            "run it once per budget instead"
+        )
+    have = min((len(p.samples) for p in problems if p.samples), default=0)
+    too_big = [k for k in ks if k > have]
+    if too_big:
+        raise ConfigError(f"the run has {have} samples per problem; cannot derive k = {too_big}")
+    return [subsampled_point(problems, k, rule, f"{strategy} n={k}") for k in ks]
+
+
+# -- difficulty -------------------------------------------------------------------------------------------
+
+
+def _equal_bins(scores: Mapping[str, float], n_bins: int) -> dict[str, int]:
+    """Bin 1 holds the highest scores (easiest); sizes differ by at most one; ties go by problem id."""
+    if n_bins < 1:
+        raise ConfigError(f"n_bins must be >= 1, got {n_bins}")
+    order = sorted(scores, key=lambda pid: (-scores[pid], pid))
+    n = len(order)
+    return {pid: 1 + (i * n_bins) // n for i, pid in enumerate(order)} if n else {}
+
+
+def oracle_bins(problems: Sequence[ProblemRecord], n_bins: int = 5) -> dict[str, int]:
+    """Bins by the model's pass@1 on each problem (share of its samples that are correct)."""
+    pass1 = {p.problem_id: sum(s.correct for s in p.samples) / len(p.samples) for p in problems if p.samples}
+    if not pass1:
+        raise ConfigError("oracle difficulty needs a run with samples (a sampling strategy)")
+    return _equal_bins(pass1, n_bins)
+
+
+def agreement(samples: Sequence[SampleRecord]) -> float:
+    """Share of the most common answer among ``samples`` (answerless samples each count alone)."""
+    if not samples:
+        return 0.0
+    keys = [("g", s.group) if s.group is not None else ("none", s.index) for s in samples]
+    return Counter(keys).most_common(1)[0][1] / len(samples)
+
+
+def predicted_bins(problems: Sequence[ProblemRecord], probe: int = 4, n_bins: int = 5) -> dict[str, int]:
+    """Bins by the agreement of each problem's first ``probe`` samples (no answer key involved)."""
+    if probe < 1:
+        raise ConfigError(f"probe must be >= 1, got {probe}")
+    scores = {p.problem_id: agreement(p.samples[:probe]) for p in problems if p.samples}
+    if not scores:
+        raise ConfigError("predicted difficulty needs a run with samples (a sampling strategy)")
+    return _equal_bins(scores, n_bins)
+
+
+def accuracy_by_bin(point: CurvePoint, bins: Mapping[str, int]) -> dict[int, tuple[float, int]]:
+    """Bin to (accuracy, problems) for the problems of ``point`` that have a bin."""
+    tally: dict[int, list[bool]] = {}
+    for pid, ok in point.correct.items():
+        if pid in bins:
+            tally.setdefault(bins[pid], []).append(ok)
+    return {b: (sum(v) / len(v), len(v)) for b, v in sorted(tally.items())}
+
+
+# -- FLOPs matching ---------------------------------------------------------------------------------------
+
+
+def flops_matched(points: Sequence[CurvePoint], target: float) -> CurvePoint | None:
+    """The point with the most FLOPs per problem that does not exceed ``target`` (None if all do)."""
+    within = [p for p in points if p.flops_per_problem <= target]
+    return max(within, key=lambda p: (p.flops_per_problem, p.budget)) if within else None
