@@ -13,8 +13,8 @@ from ttscale.evals.analysis import (
     predicted_bins,
     run_point,
     sample_curve,
-    subsampled_point,
     subsample_rule,
+    subsampled_point,
 )
 from ttscale.evals.records import ProblemRecord, SampleRecord
 from ttscale.types import ModelUsage
