@@ -25,7 +25,7 @@ def view_command(
 
     with _errors():
         out = output or trace.with_suffix(".html")
-        check_writable(out)
+        check_writable(out, "the page")
         doc = read_trace(trace)
         write_text_atomic(out, render_trace_html(doc))
         nodes = sum(1 for e in doc["trace"] if e["kind"] == "node")

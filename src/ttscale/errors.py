@@ -79,4 +79,5 @@ class StoreError(TTScaleError):
 
 
 class TraceFileError(TTScaleError):
-    """A trace file cannot be written, or is not a trace ``ttscale solve --trace`` wrote; names the path."""
+    """An output file (trace, trace page, report) cannot be written, or a file given as a trace is not one
+    ``ttscale solve --trace`` wrote; the message names the path."""

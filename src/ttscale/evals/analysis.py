@@ -199,3 +199,70 @@ def flops_matched(points: Sequence[CurvePoint], target: float) -> CurvePoint | N
     """The point with the most FLOPs per problem that does not exceed ``target`` (None if all do)."""
     within = [p for p in points if p.flops_per_problem <= target]
     return max(within, key=lambda p: (p.flops_per_problem, p.budget)) if within else None
+
+
+# -- runs to curves -----------------------------------------------------------------------------------------
+
+BUDGET_KNOBS: dict[str, str] = {
+    "self_consistency": "n",
+    "best_of_n": "n",
+    "adaptive_consistency": "max_n",
+    "deepconf": "n",
+    "beam_search": "n",
+    "dvts": "n",
+    "mcts": "iterations",
+    "budget_forcing": "max_thinking_tokens",
+}
+"""The parameter that sets each strategy's compute (a curve varies it; runs differing only in it and the
+seed belong to one series)."""
+
+
+@dataclass(frozen=True)
+class Series:
+    """Points of one (model, strategy, other settings) at increasing budgets."""
+
+    model: str
+    strategy: str
+    label: str
+    points: tuple[CurvePoint, ...]
+    run_ids: tuple[str, ...]
+
+
+def _powers_up_to(n: int) -> list[int]:
+    return sorted({2**i for i in range(n.bit_length()) if 2**i <= n} | {n}) if n >= 1 else []
+
+
+def series_of_runs(runs: Sequence[tuple[str, Mapping[str, Any], Sequence[ProblemRecord]]]) -> list[Series]:
+    """Group ``(run_id, config, problems)`` triples into series.
+
+    A sampling run (see :data:`SUBSAMPLE_RULES`) contributes its subsampled points at 1, 2, 4, ... up to
+    its sample count; any other run contributes one point at its budget knob's value. Points of a series
+    are sorted by FLOPs; when two runs give the same budget, the later run's point is kept.
+    """
+    groups: dict[tuple[str, str, str], dict[int, CurvePoint]] = {}
+    ids: dict[tuple[str, str, str], list[str]] = {}
+    for run_id, config, problems in runs:
+        if not problems:
+            continue
+        strategy, params = str(config["strategy"]), dict(config.get("params", {}))
+        knob = BUDGET_KNOBS.get(strategy)
+        rest = {k: v for k, v in sorted(params.items()) if k not in (knob, "seed")}
+        budget_note = "" if config.get("budget_tokens") is None else f" budget {config['budget_tokens']} tok"
+        detail = " ".join(f"{k}={v}" for k, v in rest.items())
+        key = (str(config["model"]), strategy, detail + budget_note)
+        points = groups.setdefault(key, {})
+        ids.setdefault(key, []).append(run_id)
+        rule = subsample_rule(strategy, params)
+        if rule is not None:
+            have = min((len(p.samples) for p in problems if p.samples), default=0)
+            for k in _powers_up_to(have):
+                points[k] = subsampled_point(problems, k, rule, f"{strategy} {knob}={k}")
+        else:
+            budget = int(float(params.get(knob, 0) or 0)) if knob else 0
+            points[budget] = run_point(problems, f"{strategy} {knob}={budget}" if knob else strategy, budget)
+    out = []
+    for (model, strategy, detail), points in groups.items():
+        label = f"{model} · {strategy}" + (f" ({detail.strip()})" if detail.strip() else "")
+        ordered = tuple(sorted(points.values(), key=lambda p: (p.flops_per_problem, p.budget)))
+        out.append(Series(model, strategy, label, ordered, tuple(ids[(model, strategy, detail)])))
+    return out

@@ -36,15 +36,15 @@ def trace_document(problem: Problem, result: Result) -> dict[str, Any]:
     }
 
 
-def check_writable(path: Path) -> None:
+def check_writable(path: Path, what: str = "the trace") -> None:
     """Fail before any compute is spent when ``path`` cannot be written (missing folder, no permission)."""
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
-        raise TraceFileError(f"cannot write the trace to {path}: it is a folder; give a file name")
+        raise TraceFileError(f"cannot write {what} to {path}: it is a folder; give a file name")
     if not folder.is_dir():
-        raise TraceFileError(f"cannot write the trace to {path}: folder {folder} does not exist")
+        raise TraceFileError(f"cannot write {what} to {path}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
-        raise TraceFileError(f"cannot write the trace to {path}: folder {folder} is not writable")
+        raise TraceFileError(f"cannot write {what} to {path}: folder {folder} is not writable")
 
 
 def write_text_atomic(path: Path, text: str) -> None:

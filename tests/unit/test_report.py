@@ -1,0 +1,64 @@
+"""``ttscale report`` on a store of scripted runs: what the page holds (the browser test renders it)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from report_helpers import N_PROBLEMS, build_store
+from typer.testing import CliRunner
+
+from ttscale import cli
+from ttscale.errors import ConfigError, TraceFileError
+from ttscale.evals.report import build_report
+from ttscale.evals.store import RunStore
+
+pytest.importorskip("matplotlib")
+runner = CliRunner()
+
+
+def test_report_holds_plots_tables_and_a_trace_page_per_problem(tmp_path: Path) -> None:
+    path, (sc_run, greedy_run) = build_store(tmp_path)
+    out = tmp_path / "report.html"
+    result = runner.invoke(cli.app, ["report", "--store", str(path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    images = re.findall(r"<img alt='([^']+)' src='data:image/png;base64,([A-Za-z0-9+/=]+)'>", page)
+    assert [alt for alt, _ in images] == [
+        "accuracy against FLOPs",
+        "accuracy per difficulty bin",
+        "token histograms",
+    ]
+    assert all(len(data) > 1000 for _, data in images)
+    # subsampled points 1, 2, 4, 8 of the sampling run and the greedy run's single point
+    points = re.search(r"<table class='points'>.*?</table>", page, re.S)
+    assert points, "no table of curve points"
+    rows = points.group(0)
+    assert rows.count("<td>small · self_consistency</td>") == 4 and rows.count("<td>large · cot</td>") == 1
+    # the large model's greedy FLOPs buy the small model some samples: one matched row
+    matched = re.search(r"<table class='matched'>.*?</table>", page, re.S)
+    assert matched and "large · cot" in matched.group(0) and "small · self_consistency" in matched.group(0)
+    links = re.findall(r"<a href='([^']+)'>", page)
+    assert len(links) == 2 * N_PROBLEMS
+    assert all((tmp_path / link).is_file() for link in links)
+    trace = (tmp_path / links[0]).read_text()
+    assert "Count to 1." in trace and '"kind": "sample"' in trace.replace("\\u003c", "<")
+
+
+def test_report_of_chosen_runs_and_bad_requests(tmp_path: Path) -> None:
+    path, (sc_run, greedy_run) = build_store(tmp_path)
+    with RunStore.open(path, write=False) as store:
+        page = build_report(store, [greedy_run], tmp_path / "one.html", traces=False)
+        assert "No sampling run among these runs" in page and "<a href=" not in page
+        with pytest.raises(TraceFileError, match="cannot write the report .* does not exist"):
+            build_report(store, None, tmp_path / "missing" / "r.html")
+    empty = tmp_path / "empty.sqlite"
+    RunStore.open(empty).close()
+    with (
+        RunStore.open(empty, write=False) as store,
+        pytest.raises(ConfigError, match="no runs with recorded"),
+    ):
+        build_report(store, None, tmp_path / "r.html")
+    missing = runner.invoke(cli.app, ["report", "--store", str(tmp_path / "nope.sqlite")])
+    assert missing.exit_code == 2 and "no run store" in missing.output
