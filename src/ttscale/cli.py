@@ -233,9 +233,11 @@ _mount("ttscale.cli_trace", "trace")
 
 def _mount_eval() -> None:
     """``eval`` and ``runs`` live in cli_eval, which imports this module's helpers: mount them last."""
-    from . import cli_eval, cli_report
+    from . import cli_eval, cli_report, cli_sweep
 
     app.command("eval")(cli_eval.eval_command)
+    app.command("sweep")(cli_sweep.sweep_command)
+    app.command("compare")(cli_sweep.compare_command)
     app.command("report")(cli_report.report_command)
     app.add_typer(cli_eval.runs_app, name="runs")
 

@@ -8,9 +8,12 @@ module uses its helpers (``_errors``, ``open_generator``).
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,15 +27,21 @@ from .cli import Backend, _close, _errors, _stderr, _stdout, open_generator, par
 from .errors import ConfigError
 from .evals import datasets
 from .evals.datasets import Example
+from .evals.executors import Executor, LocalExecutor, RayExecutor
 from .evals.metrics import RunMetrics, compare, summarize
 from .evals.records import RunInfo
-from .evals.runner import EvalConfig, Progress, check_versions, resume_config, run_eval, versions
+from .evals.runner import EvalConfig, Progress, check_versions, resume_config, run_eval
 from .evals.store import RunStore
 
 StoreOpt = Annotated[
     Path | None, typer.Option("--store", help="Run store (default $TTSCALE_HOME/runs.sqlite).")
 ]
 Opt = typer.Option
+
+
+class ExecutorKind(enum.StrEnum):
+    local = "local"
+    ray = "ray"
 
 
 def eval_command(
@@ -56,6 +65,13 @@ def eval_command(
     backend: Annotated[Backend | None, Opt(help="Generation backend (default llamacpp).")] = None,
     script: Annotated[Path | None, Opt(help="JSON list of responses, for --backend scripted.")] = None,
     script_delay: Annotated[float, Opt(hidden=True, help="Seconds per scripted call (tests).")] = 0.0,
+    executor: Annotated[
+        ExecutorKind,
+        Opt(help="Where problems run: threads here, or Ray workers (pip install 'ttscale[ray]')."),
+    ] = ExecutorKind.local,
+    ray_address: Annotated[
+        str | None, Opt(help="Ray cluster to join, HOST:6379 (default: this machine's, or a new local one).")
+    ] = None,
 ) -> None:
     """Evaluate a strategy on a benchmark slice; every problem is stored as it finishes (resumable)."""
     with _errors():
@@ -64,6 +80,8 @@ def eval_command(
             offset=offset, seed=seed, concurrency=concurrency, budget_tokens=budget_tokens,
             budget_flops=budget_flops, backend=backend.value if backend else None,
         )  # fmt: skip
+        if ray_address is not None and executor is not ExecutorKind.ray:
+            raise ConfigError("--ray-address needs --executor ray")
         with RunStore.open(store) as runs:  # probe the store before any compute is spent
             config, run = _plan(runs, resume, given)
             examples = datasets.load(config.dataset, limit=config.limit, offset=config.offset)
@@ -71,30 +89,50 @@ def eval_command(
                 raise ConfigError(
                     f"offset {config.offset}, limit {config.limit} of {config.dataset} is empty"
                 )
-            run_id = _execute(runs, config, run, examples, script, script_delay)
+            where = _Where(executor, ray_address, script, script_delay)
+            run_id = _execute(runs, config, run, examples, where)
             _report(runs, run_id, json_output)
 
 
+@dataclass(frozen=True)
+class _Where:
+    """How to open the generator and where to run the problems: options that do not change the results."""
+
+    kind: ExecutorKind
+    address: str | None
+    script: Path | None
+    delay: float
+
+    def executor(self, config: EvalConfig, missing: int) -> tuple[Executor, Generator | None]:
+        """The executor (not started), and the generator it runs on if it opened one here."""
+        script = self.script.resolve() if self.script is not None else None  # Ray workers have other cwds
+        factory = partial(open_generator, Backend(config.backend), config.model, script, delay=self.delay)
+        if self.kind is ExecutorKind.ray:  # each worker calls the factory; no model is loaded here
+            return RayExecutor(factory, min(config.concurrency, missing), self.address), None
+        generator = factory()
+        return LocalExecutor(generator, config.concurrency), generator
+
+
 def _execute(
-    runs: RunStore,
-    config: EvalConfig,
-    run: RunInfo | None,
-    examples: Sequence[Example],
-    script: Path | None,
-    delay: float,
+    runs: RunStore, config: EvalConfig, run: RunInfo | None, examples: Sequence[Example], where: _Where
 ) -> str:
     """Load the model, create (or check) the run, solve what is missing; the run's id."""
     if run is not None and run.n_done >= run.n_planned:
         return run.run_id  # nothing left to solve: no model to load
-    generator, run_id = None, run.run_id if run else None
+    executor, generator, run_id = None, None, run.run_id if run else None
+    missing = len(examples) - (run.n_done if run else 0)
     try:
-        with _stderr().status(f"loading {config.model}"):
-            generator = open_generator(Backend(config.backend), config.model, script, delay=delay)
-        current = versions(generator)
+        on = " on Ray workers" if where.kind is ExecutorKind.ray else ""
+        with _stderr().status(f"loading {config.model}{on}"):
+            executor, generator = where.executor(config, missing)
+            current = executor.start()
+        if isinstance(executor, RayExecutor) and executor.width < min(config.concurrency, missing):
+            note = f"note: {executor.width} Ray workers, one per CPU of the cluster (asked for {config.concurrency})"
+            _stderr().print(Text(note, style="yellow"))
         for warning in check_versions(run.versions, current) if run else []:
             _stderr().print(Text(f"warning: {warning}", style="yellow"))
         run_id = run_id or runs.create_run(config.to_dict(), current, len(examples))
-        _run_with_progress(runs, run_id, config, examples, generator)
+        _run_with_progress(runs, run_id, config, examples, executor)
         return run_id
     except KeyboardInterrupt:
         if run_id is not None:  # every finished problem is stored: say how to go on
@@ -103,6 +141,8 @@ def _execute(
             )
         raise
     finally:
+        if executor is not None:
+            executor.close()
         _close(generator)
 
 
@@ -131,7 +171,7 @@ def _plan(runs: RunStore, resume: str | None, given: dict[str, Any]) -> tuple[Ev
 
 
 def _run_with_progress(
-    runs: RunStore, run_id: str, config: EvalConfig, examples: Sequence[Example], generator: Generator
+    runs: RunStore, run_id: str, config: EvalConfig, examples: Sequence[Example], executor: Executor
 ) -> None:
     """``run_eval`` under a progress bar on stderr: problems done, running accuracy, tokens/s, ETA."""
     info = runs.run(run_id)
@@ -151,7 +191,7 @@ def _run_with_progress(
             tps = p.completion_tokens / p.seconds if p.seconds > 0 else 0.0
             shown.update(task, completed=p.done, acc=f"{p.correct / p.done:.3f}", tps=f"{tps:.1f}")
 
-        run_eval(runs, run_id, config, examples, generator, on_progress=update)
+        run_eval(runs, run_id, config, examples, executor, on_progress=update)
 
 
 def _report(runs: RunStore, run_id: str, json_output: bool) -> None:

@@ -199,7 +199,8 @@ def test_process_scorer_names() -> None:
     check_prm_name("orm:llm_judge")
     for bad in ("orm:nope", "hf_prm", "orm:"):
         with pytest.raises(
-            ConfigError, match="prm must be llm_judge_prm, hf:<Hugging Face PRM> or one of orm:confidence, orm:llm_judge"
+            ConfigError,
+            match="prm must be llm_judge_prm, hf:<Hugging Face PRM> or one of orm:confidence, orm:llm_judge",
         ):
             check_prm_name(bad)
     gen = judge({})

@@ -1,8 +1,9 @@
 """Run a strategy over a dataset slice, grading and storing every problem as it finishes.
 
-``C`` problems are solved at once in threads that share one generator (the embedded engine batches their
-requests); each has its own :class:`~ttscale.compute.Ledger`, so usage never mixes between problems. Only
-the calling thread writes to the store, one transaction per finished problem.
+``C`` problems are solved at once by an executor (:mod:`ttscale.evals.executors`): threads that share one
+generator (the embedded engine batches their requests), or Ray workers with a generator each. Every
+problem has its own :class:`~ttscale.compute.Ledger`, so usage never mixes between problems. Only the
+calling thread writes to the store, one transaction per finished problem, as each result arrives.
 
 Determinism: problem ``i`` (its position in the dataset) is solved with strategy seed
 ``problem_seed(run_seed, i)``, never with a seed that depends on which problem finished first, so a
@@ -17,10 +18,9 @@ import importlib.metadata
 import os
 import platform
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Generator
 from ..compute import Budget, Ledger
@@ -30,6 +30,9 @@ from ..types import Result
 from .datasets import Example
 from .records import ProblemRecord, grade
 from .store import RunStore
+
+if TYPE_CHECKING:
+    from .executors import Executor
 
 SEED_STRIDE = 10_007
 """Seeds of consecutive problems lie this far apart: strategies use ``seed + sample_index`` inside a
@@ -226,25 +229,30 @@ def run_eval(
     run_id: str,
     config: EvalConfig,
     examples: Sequence[Example],
-    generator: Generator,
+    executor: Executor | Generator,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> None:
-    """Solve every problem of ``examples`` that ``run_id`` has not recorded yet, storing each as it ends."""
+    """Solve every problem of ``examples`` that ``run_id`` has not recorded yet, storing each as it ends.
+
+    ``executor`` runs the problems (a bare generator: the local thread pool, ``config.concurrency`` wide);
+    whichever it is, the records come back to this thread, which alone writes the store.
+    """
+    from .executors import Job, LocalExecutor  # executors imports this module
+
+    if isinstance(executor, Generator):
+        executor = LocalExecutor(executor, config.concurrency)
     strategy = config.build_strategy()
     seeded = takes_seed(strategy)
     info = store.run(run_id)
     check_slice(store.problem_ids(run_id), examples, config.offset, info.n_planned)
     done = set(store.problem_ids(run_id))
-    jobs = [(config.offset + i, ex) for i, ex in enumerate(examples) if config.offset + i not in done]
+    jobs = [
+        Job(index, ex, problem_seed(config.seed, index) if seeded else None)
+        for index, ex in enumerate(examples, start=config.offset)
+        if index not in done
+    ]
     correct, tokens, start = info.n_correct, 0, time.perf_counter()
-    pool = ThreadPoolExecutor(config.concurrency, thread_name_prefix="ttscale-eval")
-
-    def submit(job: tuple[int, Example]) -> Future[ProblemRecord]:
-        index, example = job
-        seed = problem_seed(config.seed, index) if seeded else None
-        return pool.submit(solve_problem, example, index, strategy, generator, config.budget, seed)
-
-    for record in _as_finished(pool, map(submit, jobs), config.concurrency):
+    for record in executor.map(strategy, config.budget, jobs):
         elapsed = time.perf_counter() - start
         store.add_problem(run_id, record, info.wall_seconds + elapsed)
         correct += record.correct
@@ -264,27 +272,3 @@ def check_slice(recorded: Mapping[int, str], examples: Sequence[Example], offset
         example = examples[index - offset] if 0 <= index - offset < len(examples) else None
         if example is None or (example.problem.id or str(index)) != problem_id:
             raise ConfigError(f"problem {index} of the run was {problem_id!r}; the dataset changed since")
-
-
-def _as_finished(
-    pool: ThreadPoolExecutor, futures: Iterable[Future[ProblemRecord]], width: int
-) -> Iterator[ProblemRecord]:
-    """Results in completion order, with at most ``width`` problems submitted at a time.
-
-    ``futures`` is lazy (a ``map`` over submit), so a problem is only submitted when a slot frees: on an
-    interrupt nothing but the problems in flight has started, and those are abandoned, not waited for.
-    """
-    pending = iter(futures)
-    running: set[Future[ProblemRecord]] = set()
-    try:
-        while True:
-            while len(running) < width and (f := next(pending, None)) is not None:
-                running.add(f)
-            if not running:
-                return
-            finished, running = wait(running, return_when=FIRST_COMPLETED)
-            for f in finished:
-                yield f.result()
-    finally:
-        # not ``with pool``: its exit would wait for the problems in flight, minutes on a slow model
-        pool.shutdown(wait=False, cancel_futures=True)

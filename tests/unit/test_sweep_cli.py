@@ -1,0 +1,85 @@
+"""``ttscale sweep`` and ``ttscale compare`` through the CLI on the scripted backend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ttscale import cli
+from ttscale.evals.store import RunStore
+
+runner = CliRunner()
+ANSWERS = (1, 2, 3, 3)  # the scripted model's answers, in draw order
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    data = tmp_path / "d.jsonl"
+    rows = [{"id": f"q{i}", "question": f"Count to {i % 3 + 1}.", "answer": str(i % 3 + 1)} for i in range(8)]
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps([f"So \\boxed{{{a}}}." for a in ANSWERS]))
+    return {"data": data, "script": script, "store": tmp_path / "runs.sqlite"}
+
+
+def common(files: dict[str, Path]) -> list[str]:
+    return ["-d", f"jsonl:{files['data']}", "--backend", "scripted", "--script", str(files["script"]),
+            "--store", str(files["store"]), "--json"]  # fmt: skip
+
+
+def run_json(args: list[str]) -> dict[str, object]:
+    out = runner.invoke(cli.app, args)
+    assert out.exit_code == 0, out.output
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_a_sampling_sweep_is_one_run_subsampled_and_reused(files: dict[str, Path]) -> None:
+    args = ["sweep", "-s", "self_consistency", "--n", "4,1,2", *common(files)]
+    first = run_json(args)
+    assert len(first["run_ids"]) == 1  # type: ignore[arg-type]
+    points = first["points"]
+    assert [p["budget"] for p in points] == [1, 2, 4]  # type: ignore[union-attr,index]
+    flops = [p["flops_per_problem"] for p in points]  # type: ignore[union-attr,index]
+    assert flops == sorted(flops) and flops[0] < flops[-1]
+    with RunStore.open(files["store"], write=False) as store:
+        (run,) = store.runs()
+        assert run.config["params"] == {"n": "4"} and run.n_done == 8
+    again = run_json(args)  # the same config: the stored run is reused, nothing is solved again
+    assert again == first
+    with RunStore.open(files["store"], write=False) as store:
+        assert len(store.runs()) == 1
+
+
+def test_a_non_sampling_sweep_runs_once_per_budget(files: dict[str, Path]) -> None:
+    out = run_json(["sweep", "-s", "adaptive_consistency", "--n", "2,4", *common(files)])
+    assert len(out["run_ids"]) == 2  # type: ignore[arg-type]
+    with RunStore.open(files["store"], write=False) as store:
+        assert sorted(r.config["params"]["max_n"] for r in store.runs()) == ["2", "4"]
+
+
+def test_compare_matches_flops_and_reports_every_bin(files: dict[str, Path]) -> None:
+    out = run_json(["compare", "--small", "tiny", "--large", "big", "--n", "1,2,4", *common(files)])
+    greedy, matched = out["large_greedy"], out["small_matched"]
+    assert isinstance(greedy, dict) and isinstance(matched, dict)
+    # both scripted models have the same size: one sample of the small one costs what the greedy costs
+    assert matched["budget"] == 1 and matched["flops_per_problem"] <= greedy["flops_per_problem"]
+    rows = out["per_bin"]
+    assert isinstance(rows, list) and [r["bin"] for r in rows] == [1, 2, 3, 4, 5]
+    assert sum(r["problems"] for r in rows) == 8
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["sweep", "-s", "self_consistency", "--n", "1,x"], "comma-separated integers"),
+        (["sweep", "-s", "self_consistency", "--n", "0,2"], "integers >= 1"),
+        (["sweep", "-s", "cot", "--n", "1,2"], "no budget knob"),
+        (["compare", "--small", "a", "--large", "b", "--bins", "vibes"], "oracle or predicted"),
+    ],
+)
+def test_bad_sweeps_are_refused(files: dict[str, Path], extra: list[str], says: str) -> None:
+    out = runner.invoke(cli.app, [*extra, *common(files)])
+    assert out.exit_code == 2 and says in out.output
