@@ -50,7 +50,7 @@ CONFIGS: dict[str, tuple[str, dict[str, str]]] = {
 
 # problems in flight per configuration: MCTS and CoT keep few sequences per problem alive, so more of them
 # run together to keep the engine's decode batches large
-CONCURRENCY = {"cot_greedy": 20, "sc": 4, "beam": 6, "dvts": 6, "mcts": 16}
+CONCURRENCY = {"cot_greedy": 20, "sc": 12, "beam": 8, "dvts": 8, "mcts": 16}
 
 
 def run_one(gen: LlamaCppGenerator, config: str, ex: Example, budget_tokens: int) -> dict[str, Any]:
