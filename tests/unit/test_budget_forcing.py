@@ -126,7 +126,15 @@ def test_eos_counts_as_an_attempt_to_end_thinking() -> None:
     gen = ScriptedGenerator(thinker(["It is 5.", "Still 5."]))  # no delimiter: the model ends its turn
     result, _ = run(BudgetForcing(min_thinking_tokens=10, max_waits=1), gen)
     assert [e["ended_by"] for e in events(result, "think")] == ["eos", "eos"]
-    assert answer_prompt(gen) == "<think>\nIt is 5.WaitStill 5.</think>"
+    # the turn ended without a delimiter: thinking is closed and the answer asked for, as at the cap
+    assert answer_prompt(gen) == "<think>\nIt is 5.WaitStill 5.\n</think>\nFinal Answer:"
+    assert events(result, "force_end") == []  # accepted, not forced
+
+
+def test_the_models_own_delimiter_is_kept_and_nothing_is_added() -> None:
+    gen = ScriptedGenerator(thinker(["It is 5.</think>"]))
+    run(BudgetForcing(min_thinking_tokens=2), gen)
+    assert answer_prompt(gen) == "<think>\nIt is 5.</think>"
 
 
 def test_answer_phase_wins_over_thinking_and_thinking_is_the_fallback() -> None:

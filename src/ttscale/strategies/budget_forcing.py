@@ -10,8 +10,11 @@ a thinking phase between delimiters, followed by the answer. With ``T`` the thin
 
 Strings follow s1's evaluation code: "Wait" is appended right after the thinking, with no separator; a
 forced end appends a newline (unless the thinking already ends with one), the end delimiter and
-"\\nFinal Answer:"; a natural end keeps the delimiter the model wrote and adds nothing. Decoding is greedy
-(temperature 0), as in s1.
+"\\nFinal Answer:"; a natural end keeps the delimiter the model wrote and adds nothing. An end by EOS (a
+model without thinking delimiters of its own ends its whole turn) is closed as a forced end is: the end
+delimiter and "Final Answer:" are appended, so the answer phase asks for the answer instead of continuing
+an ended turn (measured on Qwen2.5-Coder-0.5B: without it the answer call returned nothing and every
+answer came from the thinking). Decoding is greedy (temperature 0), as in s1.
 
 Delimiters. s1-32B was fine-tuned to think after ``<|im_start|>think``. Our instruct models (Qwen2.5-Coder,
 SmolLM2) have no thinking tokens of their own; the convention they are likeliest to have seen is
@@ -192,17 +195,23 @@ class BudgetForcing:
         if wait:
             t.waits += 1
             t.prompt = t.prompt.continued(c.text + self.ignore_string)
-        elif ended:  # accepted: the model's own delimiter goes back in (it was cut as a stop string)
+        elif ended and c.finish_reason == "stop":  # accepted: the model's own delimiter goes back in
             t.prompt, t.closing = t.prompt.continued(c.text), self.think_end
+        elif ended:  # accepted end by EOS or a criterion: close the thinking and ask for the answer
+            self._close(t, c.text)
         elif t.used >= self.max_thinking_tokens:
             self._force_end(t, c.text, "max_thinking_tokens", trace)
         else:  # cut by this round's shared cap or by the meter: continue as it is next round
             t.prompt = t.prompt.continued(c.text)
 
-    def _force_end(self, t: _Thought, text: str, reason: str, trace: list[TraceEvent]) -> None:
+    def _close(self, t: _Thought, text: str) -> None:
+        """End the thinking after ``text``: the end delimiter and "Final Answer:" follow it."""
         t.prompt = t.prompt.continued(text)
         newline = "" if t.prompt.assistant_prefix.endswith("\n") else "\n"
         t.closing = newline + self.think_end + self.final_answer
+
+    def _force_end(self, t: _Thought, text: str, reason: str, trace: list[TraceEvent]) -> None:
+        self._close(t, text)
         trace.append(
             TraceEvent("force_end", {"reason": reason, "thinking_tokens": t.used, "appended": t.closing})
         )
