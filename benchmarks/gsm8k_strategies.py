@@ -22,6 +22,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -99,22 +100,35 @@ CONCURRENCY = {"sc16": 4, "adaptive16": 16, "deepconf_online16": 8, "best_of_8_j
 def run_config(
     gen: LlamaCppGenerator, config: str, examples: list[Example], out: Path, concurrency: int
 ) -> None:
+    width = CONCURRENCY.get(config, concurrency)
+    append_rows(config, examples, out, width, lambda ex: run_one(gen, config, ex), "completion_tokens")
+
+
+def append_rows(
+    config: str,
+    examples: list[Example],
+    out: Path,
+    width: int,
+    solve_row: Callable[[Example], dict[str, Any]],
+    tokens_key: str,
+) -> None:
+    """Solve the problems ``out`` has no row for yet, ``width`` at a time, appending each row as it ends."""
     have = done_rows(out)
     todo = [ex for ex in examples if (config, ex.problem.id) not in have]
     lock = threading.Lock()
 
     def work(ex: Example) -> None:
-        row = run_one(gen, config, ex)
+        row = solve_row(ex)
         with lock, out.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
         print(
-            f"{config} {ex.problem.id} answer={row['answer']} correct={row['correct']} "
-            f"tokens={row['completion_tokens']}",
+            f"{config} {ex.problem.id} answer={row['answer']!r} correct={row['correct']} "
+            f"tokens={row[tokens_key]}",
             file=sys.stderr,
             flush=True,
         )
 
-    with ThreadPoolExecutor(CONCURRENCY.get(config, concurrency)) as pool:
+    with ThreadPoolExecutor(width) as pool:
         list(pool.map(work, todo))
 
 

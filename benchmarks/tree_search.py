@@ -23,14 +23,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gsm8k_strategies import done_rows
+from gsm8k_strategies import append_rows, done_rows
 
 from ttscale import Budget, solve
 from ttscale.answers import is_correct
@@ -82,23 +79,9 @@ def run_one(gen: LlamaCppGenerator, config: str, ex: Example, budget_tokens: int
 def run_config(
     gen: LlamaCppGenerator, config: str, examples: list[Example], out: Path, args: argparse.Namespace
 ) -> None:
-    have = done_rows(out)
-    todo = [ex for ex in examples if (config, ex.problem.id) not in have]
-    lock = threading.Lock()
-
-    def work(ex: Example) -> None:
-        row = run_one(gen, config, ex, args.budget_tokens)
-        with lock, out.open("a") as fh:
-            fh.write(json.dumps(row) + "\n")
-        print(
-            f"{config} {ex.problem.id} answer={row['answer']!r} correct={row['correct']} "
-            f"tokens={row['total_tokens']}",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    with ThreadPoolExecutor(args.concurrency or CONCURRENCY.get(config, 6)) as pool:
-        list(pool.map(work, todo))
+    width = args.concurrency or CONCURRENCY.get(config, 6)
+    solve_row = lambda ex: run_one(gen, config, ex, args.budget_tokens)  # noqa: E731
+    append_rows(config, examples, out, width, solve_row, "total_tokens")
 
 
 def report(out: Path) -> dict[str, Any]:
