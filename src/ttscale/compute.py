@@ -14,8 +14,9 @@ than a short one. Prompt tokens served from a prefix cache cost nothing; prompt 
 model cost the same as generated ones (a prefill is a forward pass). Backward passes never happen here.
 
 Budgets. A :class:`Budget` caps tokens (computed prompt tokens + generated tokens, the quantity FLOPs are
-proportional to) and/or FLOPs. The meter reserves the worst case of a call before making it (every prompt
-token computed, every sample running to its ``max_tokens``), lowers ``max_tokens`` to what the remainder
+proportional to) and/or FLOPs. The meter reserves the worst case of a call before making it (every sample
+running to its ``max_tokens``; every prompt token computed, unless the backend promises what its prefix
+cache holds, see :class:`~ttscale.backends.base.PrefixHold`), lowers ``max_tokens`` to what the remainder
 pays for, or refuses the call with :class:`BudgetExhausted`; after the call it books what was actually
 spent. Actual spending is never above the reservation, so a budget is never overspent, even with calls
 running concurrently from several threads.
@@ -30,8 +31,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from .backends.base import Capabilities, Generator, ModelInfo, Tokenizer
-from .errors import BudgetExhausted, CapabilityError, ConfigError
+from .backends.base import Capabilities, Generator, ModelInfo, PrefixHold, PrefixReuse, Span, Tokenizer
+from .errors import BudgetExhausted, CapabilityError, ConfigError, PrefixLost
 from .types import Completion, ModelUsage, Prompt, SamplingParams, Usage
 
 
@@ -175,16 +176,18 @@ class _Plan:
 
     model: ModelInfo
     prompt_lens: tuple[int, ...]
-    prompt_copies: int  # how many times each prompt may be prefilled (1 with native n)
+    prefills: tuple[tuple[Span, ...], ...]
+    """Per prompt, each prefill the call may run: (first position, tokens computed)."""
     params: SamplingParams
 
     def tokens(self, cap: int) -> int:
-        return self.prompt_copies * sum(self.prompt_lens) + len(self.prompt_lens) * self.params.n * cap
+        computed = sum(count for spans in self.prefills for _, count in spans)
+        return computed + len(self.prompt_lens) * self.params.n * cap
 
     def flops(self, cap: int) -> float:
         total = 0.0
-        for length in self.prompt_lens:
-            total += self.prompt_copies * span_flops(self.model, 0, length)
+        for length, spans in zip(self.prompt_lens, self.prefills, strict=True):
+            total += math.fsum(span_flops(self.model, start, count) for start, count in spans)
             total += self.params.n * span_flops(self.model, length, cap)
         return total
 
@@ -244,26 +247,54 @@ class Meter:
 
     def max_tokens_affordable(self, prompts: Sequence[Prompt], params: SamplingParams) -> int:
         """The per-sample max_tokens this call would get now (0 if it would be refused)."""
-        plan = self._plan(prompts, params)
+        hold = self._hold(prompts, params.n)
+        try:
+            plan = self._plan(prompts, params, hold)
+        finally:
+            if hold is not None:
+                hold.release()
         return max(0, plan.cap(*self.ledger.remaining()))
 
-    def _plan(self, prompts: Sequence[Prompt], params: SamplingParams) -> _Plan:
+    def _hold(self, prompts: Sequence[Prompt], n: int) -> PrefixHold | None:
+        """The backend's promise of what it will compute, when it keeps a prefix cache it can promise on."""
+        inner = self.inner
+        if inner.capabilities.prefix_cache and isinstance(inner, PrefixReuse):
+            return inner.hold_prefixes(prompts, n)
+        return None
+
+    def _plan(self, prompts: Sequence[Prompt], params: SamplingParams, hold: PrefixHold | None) -> _Plan:
         lens = tuple(self.inner.count_prompt_tokens(prompts))
-        copies = 1 if self.inner.capabilities.native_n else params.n
-        return _Plan(self.inner.model, lens, copies, params)
+        if hold is not None:
+            prefills = hold.spans
+        else:  # no promise: every prompt fully computed, once with native n, n times without
+            copies = 1 if self.inner.capabilities.native_n else params.n
+            prefills = tuple(((0, length),) * copies for length in lens)
+        return _Plan(self.inner.model, lens, prefills, params)
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         if not prompts:
             return []
-        plan = self._plan(prompts, params)
-        capped = self.ledger._reserve(plan)
-        spent: ModelUsage | None = None
+        hold = self._hold(prompts, params.n)
         try:
-            out = self.inner.generate(prompts, capped)
-            spent = self._count(out)
-            return out
+            plan = self._plan(prompts, params, hold)
+            capped = self.ledger._reserve(plan)
+            spent: ModelUsage | None = None
+            try:
+                if hold is not None:
+                    assert isinstance(self.inner, PrefixReuse)
+                    out = self.inner.generate_held(prompts, capped, hold)
+                else:
+                    out = self.inner.generate(prompts, capped)
+                spent = self._count(out)
+                return out
+            except PrefixLost as e:  # the call's other requests ran: book them
+                spent = self._count([list(e.completions)])
+                raise
+            finally:
+                self.ledger._settle(plan, capped.max_tokens, self.inner.model.name, spent)
         finally:
-            self.ledger._settle(plan, capped.max_tokens, self.inner.model.name, spent)
+            if hold is not None:
+                hold.release()
 
     def _count(self, out: list[list[Completion]]) -> ModelUsage:
         prompt = cached = completion = think = 0

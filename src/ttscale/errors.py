@@ -7,6 +7,7 @@ Every error names what went wrong and says what to do about it::
     │   └── UnknownNameError   unknown model / strategy / parameter / dataset, with did-you-mean
     ├── CapabilityError        a backend lacks what a strategy needs (checked at construction)
     ├── BudgetExhausted        the compute budget cannot pay for another call
+    │   └── PrefixLost         a reserved cached prefix was evicted; the call would cost more than reserved
     ├── ModelStoreError        a model cannot be fetched, assembled or verified
     │   └── ChecksumMismatch   the assembled file is not the file the catalog names
     ├── GenerationError        a backend failed to generate (one request, not the batch)
@@ -19,6 +20,7 @@ Every error names what went wrong and says what to do about it::
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 
 class TTScaleError(Exception):
@@ -52,6 +54,17 @@ class CapabilityError(TTScaleError):
 
 class BudgetExhausted(TTScaleError):
     """The remaining budget cannot pay for even one more token of the requested call."""
+
+
+class PrefixLost(BudgetExhausted):
+    """A request's cached prefix was evicted between the budget reservation and the request's admission,
+    and computing the prompt in full would spend more than was reserved, so it was refused before
+    computing anything. ``completions`` holds what the call's other requests produced (the meter books
+    their spending)."""
+
+    def __init__(self, message: str, completions: tuple[Any, ...] = ()) -> None:
+        super().__init__(message)
+        self.completions = completions
 
 
 class ModelStoreError(TTScaleError):

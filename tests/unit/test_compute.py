@@ -130,3 +130,19 @@ def test_concurrent_calls_share_one_budget() -> None:
     for t in threads:
         t.join()
     assert 0 < ledger.usage().total.total_tokens <= 100
+
+
+def test_a_prefix_cache_promise_lets_a_cached_call_through_a_tight_budget() -> None:
+    long_q = Prompt.user(WORDS * 4)
+    for cache in (True, False):
+        gen = ScriptedGenerator(["a b c"], prefix_cache=cache)
+        gen.generate([long_q], SamplingParams())  # outside the budget: warms the cache
+        p = gen.count_prompt_tokens([long_q])[0]
+        ledger = Ledger(Budget(tokens=p // 2))
+        if cache:  # one token to recompute, the rest cached: the call fits and is booked at that cost
+            ledger.meter(gen).generate([long_q], SamplingParams(n=2, max_tokens=3))
+            assert ledger.usage().total.prompt_tokens == 1
+            assert ledger.usage().total.total_tokens == 1 + 6
+        else:
+            with pytest.raises(BudgetExhausted):
+                ledger.meter(gen).generate([long_q], SamplingParams(n=2, max_tokens=3))

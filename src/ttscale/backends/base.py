@@ -76,6 +76,47 @@ class Generator(Protocol):
     def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]: ...
 
 
+Span = tuple[int, int]
+"""(first position, token count) of one prefill."""
+
+
+@dataclass(frozen=True)
+class PrefixHold:
+    """What a prefix-caching backend will compute for the prompts of one call, promised ahead of the call.
+
+    ``spans[i]`` lists, for prompt i, each prefill the backend will run for it (one per request it splits
+    the prompt into) as (first position, token count): only the part of the prompt its cache does not
+    already hold, always at least the last token (whose logits start the samples). The backend keeps the
+    matched cached prefixes (pins them) until the call's requests are admitted, so the promise normally
+    holds; if a prefix is lost anyway, the request computes no more in all than was promised (it shortens
+    its samples by the excess, spread over them: each lost prompt token sits at an earlier position than
+    the generated tokens it replaces, so it costs no more FLOPs), or is refused with
+    :class:`~ttscale.errors.PrefixLost` before computing anything.
+
+    Release it when the call is over (``generate_held`` does, and releasing twice is harmless).
+    """
+
+    spans: tuple[tuple[Span, ...], ...]
+
+    def release(self) -> None:
+        """Unpin whatever this hold still pins (nothing, for backends that do not pin)."""
+
+
+@runtime_checkable
+class PrefixReuse(Protocol):
+    """A generator whose prefix cache the meter can count on when reserving a call's cost."""
+
+    def hold_prefixes(self, prompts: Sequence[Prompt], n: int) -> PrefixHold:
+        """Match each prompt against the cache, pin the matches, say what will be computed."""
+        ...
+
+    def generate_held(
+        self, prompts: Sequence[Prompt], params: SamplingParams, hold: PrefixHold
+    ) -> list[list[Completion]]:
+        """``generate``, computing no more prompt tokens per request than ``hold`` promised."""
+        ...
+
+
 @runtime_checkable
 class Tokenizer(Protocol):
     """Access to the model's vocabulary, for strategies that work on token ids (TIP, judges).

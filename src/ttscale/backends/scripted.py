@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 from ..reasoning import reasoning_token_count
 from ..types import Completion, FinishReason, Prompt, SamplingParams, TokenLogprob
-from .base import Capabilities, ModelInfo
+from .base import Capabilities, ModelInfo, PrefixHold
 
 _TOKEN = re.compile(r"\s*\S+|\s+")
 
@@ -124,16 +124,27 @@ class ScriptedGenerator:
 
     def _cached(self, ids: tuple[int, ...]) -> int:
         """Longest prefix of ``ids`` seen before, keeping one token to compute (like a real cache)."""
-        best = 0
-        for old in self._seen:
-            k = 0
-            for a, b in zip(old, ids, strict=False):
-                if a != b:
-                    break
-                k += 1
-            best = max(best, k)
+        k = _longest_prefix(ids, self._seen)
         self._seen.append(ids)
-        return min(best, len(ids) - 1)
+        return k
+
+    def hold_prefixes(self, prompts: Sequence[Prompt], n: int) -> PrefixHold:
+        """What :meth:`generate` will compute for ``prompts`` (this cache never forgets, so nothing to pin)."""
+        with self._lock:
+            seen = list(self._seen)
+            spans = []
+            for prompt in prompts:
+                ids = self._ids(tokenize(render(prompt)))
+                k = _longest_prefix(ids, seen)
+                seen.append(ids)
+                copies = () if self._caps.native_n else ((len(ids) - 1, 1),) * (n - 1)
+                spans.append(((k, len(ids) - k), *copies))
+        return PrefixHold(tuple(spans))
+
+    def generate_held(
+        self, prompts: Sequence[Prompt], params: SamplingParams, hold: PrefixHold
+    ) -> list[list[Completion]]:
+        return self.generate(prompts, params)
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         if self._delay > 0:
@@ -206,3 +217,16 @@ class ScriptedGenerator:
         lp = self._logprob_fn(tok, pos) if self._logprob_fn else -30.0
         alt = math.log1p(-math.exp(lp)) if lp < 0 else -30.0
         return TokenLogprob(tid, lp, ((tid, lp), (-1, alt))[:k] if k else ())
+
+
+def _longest_prefix(ids: tuple[int, ...], seen: Sequence[tuple[int, ...]]) -> int:
+    """Longest prefix ``ids`` shares with any of ``seen``, leaving at least its last token to compute."""
+    best = 0
+    for old in seen:
+        k = 0
+        for a, b in zip(old, ids, strict=False):
+            if a != b:
+                break
+            k += 1
+        best = max(best, k)
+    return min(best, len(ids) - 1)

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import EngineClosed, GenerationError
+from ...errors import EngineClosed, GenerationError, PrefixLost
 from ...types import Completion, FinishReason, SamplingParams, TokenLogprob
 from .native import NativeModel
-from .slots import Slot, SlotTable
+from .slots import Pin, Slot, SlotTable
 
 
 @dataclass(eq=False)
@@ -39,6 +39,9 @@ class Request:
     n: int
     max_new: int
     seed: int
+    allowance: int | None = None
+    """Most prompt tokens this request may compute (what the meter reserved from a :class:`Pin`'s promise)."""
+    pin: Pin | None = None
     future: Future[list[Completion]] = field(default_factory=Future)
     outputs: list[Completion | None] = field(default_factory=list)
     live: int = 0
@@ -92,6 +95,9 @@ class Engine:
         self.max_cached = max_cached
         self.stats = EngineStats()
         self._slots = SlotTable(native.n_seq_max)
+        # pins (any thread) and evictions (engine thread) are decided under this lock, so a pin taken is
+        # seen by every later eviction; token lists are only read outside it (an estimate may lag)
+        self._slot_lock = threading.RLock()
         self._queue: queue.Queue[Request | None] = queue.Queue()
         self._waiting: deque[Request] = deque()
         self._active: list[Sequence_] = []
@@ -101,17 +107,41 @@ class Engine:
 
     # -- public, any thread --------------------------------------------------------------------------------
     def submit(
-        self, tokens: list[int], params: SamplingParams, n: int, seed: int
+        self,
+        tokens: list[int],
+        params: SamplingParams,
+        n: int,
+        seed: int,
+        *,
+        allowance: int | None = None,
+        pin: Pin | None = None,
     ) -> Future[list[Completion]]:
-        """Queue a request; the future resolves to its n completions in sample order."""
+        """Queue a request; the future resolves to its n completions in sample order.
+
+        With ``allowance``, the request computes at most that many prompt tokens plus its samples' tokens:
+        if its prefix was lost, the excess comes off its samples' max_new (or it fails with
+        :class:`PrefixLost` before computing, when that leaves nothing). ``pin`` is released at admission.
+        """
         if self._closed.is_set():
             raise EngineClosed("the engine is closed; create a new generator")
         if n > self.native.n_seq_max:
             raise GenerationError(f"n={n} exceeds the engine's {self.native.n_seq_max} sequence slots")
         max_new = min(params.max_tokens, self.max_seq_len - len(tokens))
-        req = Request(tokens, params, n, max_new, seed, outputs=[None] * n)
+        req = Request(tokens, params, n, max_new, seed, allowance, pin, outputs=[None] * n)
         self._queue.put(req)
         return req.future
+
+    def pin_prefix(self, tokens: list[int]) -> tuple[Pin | None, int]:
+        """The cached prefix a request for ``tokens`` would reuse now, pinned, and its length."""
+        if not self.prefix_cache:
+            return None, 0
+        with self._slot_lock:
+            slot, lcp = self._slots.best_prefix(tokens)
+            return (self._slots.pin(slot) if slot is not None else None), lcp
+
+    def unpin(self, pin: Pin) -> None:
+        with self._slot_lock:
+            self._slots.unpin(pin)
 
     def close(self) -> None:
         """Stop the loop, fail unfinished requests with :class:`EngineClosed`, free llama.cpp memory."""
@@ -178,12 +208,16 @@ class Engine:
 
     def _start(self, req: Request) -> None:
         """Prefill the prompt (reusing a cached prefix), fork it n ways, draw every sample's first token."""
-        source, lcp = self._slots.best_prefix(req.tokens) if self.prefix_cache else (None, 0)
-        if self._slots.available(keep=source) < req.n:
-            source, lcp = None, 0  # keeping the source would leave too few slots for the samples
-        lcp = min(lcp, len(req.tokens) - 1)  # the last prompt token is always recomputed for its logits
-        req.live = req.n
-        first = self._take_slot(keep=source)
+        with self._slot_lock:
+            if req.pin is not None:
+                self._slots.unpin(req.pin)
+            source, lcp = self._slots.best_prefix(req.tokens) if self.prefix_cache else (None, 0)
+            if self._slots.available(keep=source) < req.n:
+                source, lcp = None, 0  # keeping the source would leave too few slots for the samples
+            lcp = min(lcp, len(req.tokens) - 1)  # the last prompt token is always recomputed for its logits
+            self._keep_promise(req, len(req.tokens) - lcp)
+            req.live = req.n
+            first = self._take_slot(keep=source)
         try:
             if source is not None and lcp > 0:
                 self.native.seq_copy(source.id, first.id)  # the whole source, then drop what differs
@@ -193,7 +227,9 @@ class Engine:
             row = self._prefill(first, req.tokens[lcp:])
             self.stats.prefill_seconds += time.perf_counter() - t0
         except BaseException:
-            first.active, first.tokens = False, []
+            first.active = False
+            with self._slot_lock:
+                self._slots.clear(first)
             self.native.seq_remove(first.id)
             raise
         self.stats.prompt_tokens_computed += len(req.tokens) - lcp
@@ -213,19 +249,33 @@ class Engine:
                 self.native.logits(row)[:] = base  # each sample's processors start from the model's logits
             self._sample(seq, row)
 
+    def _keep_promise(self, req: Request, computed: int) -> None:
+        """Hold ``req`` to its allowance: a lost prefix is paid for by shorter samples, or refused."""
+        if req.allowance is None or computed <= req.allowance:
+            return
+        cut = -(-(computed - req.allowance) // req.n)  # ceil: n samples give up at least the excess
+        if req.max_new - cut < 1:
+            raise PrefixLost(
+                f"the cached prefix this request was promised was evicted before it started: its prompt "
+                f"needs {computed} tokens computed, {computed - req.allowance} more than the budget reserved; "
+                "refused before computing (a larger --budget-tokens or fewer problems in flight avoids it)"
+            )
+        req.max_new -= cut
+
     def _new_sequence(self, req: Request, i: int, slot: Slot, cached: int) -> Sequence_:
         chain = self.native.sampler(req.params, req.seed + i)
         return Sequence_(req, i, slot, chain, cached, pos=len(req.tokens))
 
     def _take_slot(self, keep: Slot | None) -> Slot:
-        slot, evict = self._slots.take(keep=keep)
-        if evict:
-            self.native.seq_remove(slot.id)
-            self.stats.evictions += 1
-            slot.tokens = []
-        slot.active = True
-        self._slots.touch(slot)
-        return slot
+        with self._slot_lock:
+            slot, evict = self._slots.take(keep=keep)
+            if evict:
+                self.native.seq_remove(slot.id)
+                self.stats.evictions += 1
+                self._slots.clear(slot)
+            slot.active = True
+            self._slots.touch(slot)
+            return slot
 
     def _prefill(self, slot: Slot, suffix: list[int]) -> int:
         """Decode ``suffix`` into ``slot`` in chunks; returns the batch row holding the last logits."""
@@ -328,18 +378,21 @@ class Engine:
             self._trim_cache()
 
     def _trim_cache(self) -> None:
-        """Free the least recently used finished sequences beyond ``max_cached``."""
-        cached = self._slots.cached()
-        for slot in cached[: max(0, len(cached) - self.max_cached)]:
-            self.native.seq_remove(slot.id)
-            slot.tokens = []
-            self.stats.evictions += 1
+        """Free the least recently used finished sequences beyond ``max_cached`` (pinned ones are kept)."""
+        with self._slot_lock:
+            cached = [s for s in self._slots.cached() if not s.pins]
+            for slot in cached[: max(0, len(cached) - self.max_cached)]:
+                self.native.seq_remove(slot.id)
+                self._slots.clear(slot)
+                self.stats.evictions += 1
 
     def _retire(self, req: Request) -> None:
         """Mark ``req`` finished."""
         req.done = True
 
     def _fail(self, req: Request, exc: BaseException) -> None:
+        if req.pin is not None:
+            self.unpin(req.pin)
         for seq in [s for s in self._active if s.req is req]:
             self._release(seq)
         self._retire(req)

@@ -7,18 +7,19 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 
-from ...errors import PromptTooLong
+from ...errors import GenerationError, PrefixLost, PromptTooLong
 from ...reasoning import THINK_OPEN, reasoning_token_count
 from ...types import Completion, Prompt, SamplingParams
-from ..base import Capabilities, ModelInfo
+from ..base import Capabilities, ModelInfo, PrefixHold
 from .chat import ChatTemplate
 from .engine import Engine
 from .gguf_facts import GGUFFacts, read_gguf_facts
 from .native import ContextConfig, NativeModel
+from .slots import Pin
 
 _RENDER_CACHE = 4096
 
@@ -117,7 +118,49 @@ class LlamaCppGenerator:
         return [len(self.tokens(p)) for p in prompts]
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
-        token_lists = [self.tokens(p) for p in prompts]
+        return self._run([self.tokens(p) for p in prompts], prompts, params, None)
+
+    def hold_prefixes(self, prompts: Sequence[Prompt], n: int) -> PrefixHold:
+        """Pin the cached prefix each prompt would reuse now, and promise what will be computed: per
+        request part, the uncached rest of the prompt (the first part) or its last token (later parts,
+        which fork the first part's prefill). Matches within the call itself are not promised: a later
+        prompt may be admitted after an earlier one's sequence has left the cache."""
+        pins: list[Pin | None] = []
+        spans = []
+        parts = -(-n // self._chunk())
+        try:
+            for prompt in prompts:
+                ids = self.tokens(prompt)
+                pin, lcp = self.engine.pin_prefix(ids)
+                pins.append(pin)
+                lcp = min(lcp, len(ids) - 1)
+                spans.append(((lcp, len(ids) - lcp),) + ((len(ids) - 1, 1),) * (parts - 1))
+        except BaseException:
+            _EngineHold((), tuple(pins), self.engine).release()
+            raise
+        return _EngineHold(tuple(spans), tuple(pins), self.engine)
+
+    def generate_held(
+        self, prompts: Sequence[Prompt], params: SamplingParams, hold: PrefixHold
+    ) -> list[list[Completion]]:
+        if not isinstance(hold, _EngineHold) or len(hold.spans) != len(prompts):
+            raise GenerationError("generate_held needs the hold this generator gave for these prompts")
+        try:
+            return self._run([self.tokens(p) for p in prompts], prompts, params, hold)
+        finally:
+            hold.release()
+
+    def _chunk(self) -> int:
+        """Most samples per engine request; a larger n is split (the prefix cache makes that cheap)."""
+        return self.native.n_seq_max // 2 or 1
+
+    def _run(
+        self,
+        token_lists: list[list[int]],
+        prompts: Sequence[Prompt],
+        params: SamplingParams,
+        hold: _EngineHold | None,
+    ) -> list[list[Completion]]:
         for ids in token_lists:  # refuse before anything is decoded
             if len(ids) + 1 > self._model.n_ctx:
                 raise PromptTooLong(
@@ -125,19 +168,34 @@ class LlamaCppGenerator:
                     f"{self._model.n_ctx}; shorten it"
                 )
         base_seed = params.seed if params.seed is not None else random.getrandbits(31)
-        chunk = self.native.n_seq_max // 2 or 1  # a request larger than this is split; prefix cache helps
+        chunk = self._chunk()
         futures: list[list[Future[list[Completion]]]] = []
         for i, ids in enumerate(token_lists):
             parts = []
-            for start in range(0, params.n, chunk):
+            for j, start in enumerate(range(0, params.n, chunk)):
                 n = min(chunk, params.n - start)
                 seed = base_seed + start + (i * 1_000_003 if params.seed is None else 0)
-                parts.append(self.engine.submit(ids, replace(params, n=n), n, seed))
+                allowance = hold.spans[i][j][1] if hold is not None else None
+                pin = hold.pins[i] if hold is not None and j == 0 else None
+                parts.append(
+                    self.engine.submit(ids, replace(params, n=n), n, seed, allowance=allowance, pin=pin)
+                )
             futures.append(parts)
-        return [
-            [self._with_reasoning(c, prompt) for f in parts for c in f.result()]
-            for parts, prompt in zip(futures, prompts, strict=True)
-        ]
+        groups: list[list[Completion]] = []
+        error: BaseException | None = None
+        for parts, prompt in zip(futures, prompts, strict=True):
+            group: list[Completion] = []
+            for f in parts:  # wait for every part, so a failure never leaves work unaccounted
+                try:
+                    group.extend(self._with_reasoning(c, prompt) for c in f.result())
+                except BaseException as exc:  # noqa: BLE001 - re-raised below, after the others finish
+                    error = error or exc
+            groups.append(group)
+        if isinstance(error, PrefixLost):
+            raise PrefixLost(str(error), tuple(c for g in groups for c in g)) from error
+        if error is not None:
+            raise error
+        return groups
 
     def _with_reasoning(self, c: Completion, prompt: Prompt) -> Completion:
         """Count the completion's tokens inside a ``<think>`` block (reasoning models, budget forcing)."""
@@ -156,3 +214,16 @@ class LlamaCppGenerator:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class _EngineHold(PrefixHold):
+    """A :class:`PrefixHold` with the engine pins it keeps until the requests are admitted."""
+
+    pins: tuple[Pin | None, ...] = ()
+    engine: Engine | None = None
+
+    def release(self) -> None:
+        for pin in self.pins:
+            if pin is not None and self.engine is not None:
+                self.engine.unpin(pin)

@@ -9,6 +9,11 @@ A new prompt looks for the slot with the longest common token prefix, active or 
 slot's stream into its own (``llama_memory_seq_cp``; llama.cpp copies whole streams between sequences,
 so the engine then removes the positions past the common prefix) and prefills only the rest. Cached slots
 are evicted least-recently-used first when a slot is needed.
+
+A slot can be *pinned* by callers that were promised its prefix (the meter reserves a call's cost from
+what the cache holds, see :class:`~ttscale.backends.base.PrefixHold`). Pins are soft: a pinned slot is
+evicted only when no unpinned slot can be, so pins never block admission; the promised request then pays
+for the lost prefix out of its own reservation.
 """
 
 from __future__ import annotations
@@ -25,10 +30,23 @@ class Slot:
     tokens: list[int] = field(default_factory=list)
     active: bool = False
     last_used: int = 0
+    pins: int = 0
+    """Holds (:class:`Pin`) whose requests were promised this slot's prefix and are not yet admitted."""
+    epoch: int = 0
+    """Bumped when the slot's content is dropped, so pins of the old content no longer count."""
 
     @property
     def free(self) -> bool:
         return not self.active and not self.tokens
+
+
+@dataclass(eq=False)
+class Pin:
+    """One promise of a slot's prefix; consumed once, when its request is admitted or the call gives up."""
+
+    slot: Slot
+    epoch: int
+    live: bool = True
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -73,8 +91,27 @@ class SlotTable:
         return sum(1 for s in self.slots if not s.active and s is not keep)
 
     def cached(self) -> list[Slot]:
-        """Cached (evictable) slots, least recently used first."""
-        return sorted((s for s in self.slots if not s.active and s.tokens), key=lambda s: s.last_used)
+        """Cached (evictable) slots in eviction order: unpinned before pinned, least recently used first."""
+        return sorted(
+            (s for s in self.slots if not s.active and s.tokens), key=lambda s: (s.pins > 0, s.last_used)
+        )
+
+    def pin(self, slot: Slot) -> Pin:
+        slot.pins += 1
+        return Pin(slot, slot.epoch)
+
+    def unpin(self, pin: Pin) -> None:
+        """Drop ``pin`` (once; later calls, or a pin whose slot was cleared since, do nothing)."""
+        if pin.live:
+            pin.live = False
+            if pin.epoch == pin.slot.epoch:
+                pin.slot.pins -= 1
+
+    def clear(self, slot: Slot) -> None:
+        """Forget what ``slot`` holds (the engine removed its KV); its pins lapse."""
+        slot.tokens = []
+        slot.pins = 0
+        slot.epoch += 1
 
     def take(self, keep: Slot | None = None) -> tuple[Slot, bool]:
         """A slot to use: a free one, else the least recently used cached one (not ``keep``).
