@@ -41,13 +41,17 @@ CONFIGS: dict[str, tuple[str, dict[str, str]]] = {
     "sc": ("self_consistency", {"n": "64", "seed": "0"}),
     "beam": ("beam_search", {"n": "8", "beam_width": "2", "iterations": "12", **SEARCH}),
     "dvts": ("dvts", {"n": "8", "beam_width": "2", "iterations": "12", **SEARCH}),
+    # n=8 spends ~900 tokens a step, so a 3000-token budget ends it after 3 steps, before most GSM8K
+    # solutions finish; n=4 (2 beams / 2 subtrees of 2 proposals) reaches about twice as deep
+    "beam4": ("beam_search", {"n": "4", "beam_width": "2", "iterations": "12", **SEARCH}),
+    "dvts4": ("dvts", {"n": "4", "beam_width": "2", "iterations": "12", **SEARCH}),
     "mcts": ("mcts", {"iterations": "24", "k": "3", "rollout_max_tokens": "384", **SEARCH}),
 }
 
 
 # problems in flight per configuration: MCTS and CoT keep few sequences per problem alive, so more of them
 # run together to keep the engine's decode batches large
-CONCURRENCY = {"cot_greedy": 20, "sc": 12, "beam": 8, "dvts": 8, "mcts": 16}
+CONCURRENCY = {"cot_greedy": 20, "sc": 12, "beam": 8, "dvts": 8, "beam4": 12, "dvts4": 12, "mcts": 16}
 
 
 def run_one(gen: LlamaCppGenerator, config: str, ex: Example, budget_tokens: int) -> dict[str, Any]:
