@@ -1,9 +1,9 @@
 """Tree search (beam search, DVTS, MCTS) against self-consistency at a matched token budget, and what the
 prefix cache saves them.
 
-    python benchmarks/tree_search.py --dataset gsm8k --limit 30 --out benchmarks/results/tree30.jsonl
+    python benchmarks/tree_search.py --dataset gsm8k --limit 30 --out benchmarks/results/tree30_cacheaware.jsonl
     python benchmarks/tree_search.py --dataset game24 --offset 900 --limit 20 \
-        --configs cot_greedy,beam --out benchmarks/results/game24_901_920.jsonl
+        --configs cot_greedy,beam4 --out benchmarks/results/game24_901_920.jsonl
     python benchmarks/tree_search.py ... --report          # summarise what --out holds
 
 Every configuration solves each problem under the same ``Budget(tokens=B)`` (``--budget-tokens``; tokens =
@@ -117,10 +117,10 @@ def main() -> None:
     ap.add_argument("--dataset", default="gsm8k")
     ap.add_argument("--offset", type=int, default=0)
     ap.add_argument("--limit", type=int, default=30)
-    ap.add_argument("--configs", default="sc,beam,dvts,mcts")
+    ap.add_argument("--configs", default="sc,beam4,dvts4,mcts,beam")
     ap.add_argument("--budget-tokens", type=int, default=3000, help="Tokens per problem, every config.")
     ap.add_argument("--concurrency", type=int, default=0, help="Problems in flight (default: per config).")
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/tree30.jsonl"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/tree30_cacheaware.jsonl"))
     ap.add_argument("--report", action="store_true", help="Only summarise what --out holds.")
     args = ap.parse_args()
     if not args.report:
