@@ -124,3 +124,21 @@ def test_the_meter_books_what_ran_when_a_call_loses_a_prefix(small_path: Path) -
         assert spent.calls == 1 and spent.completion_tokens > 0  # the prompt that ran is on the books
         assert spent.total_tokens <= 60
         assert ledger.remaining()[0] == 60 - spent.total_tokens  # no reservation left behind
+
+
+def test_a_prompt_extending_an_earlier_one_of_the_same_call_is_promised_and_kept(small_path: Path) -> None:
+    # one-token verdicts, as a step judge asks: each request finishes as soon as it starts, and with
+    # max_cached=1 the unrelated prompt's finished sequence would push the first one out of the cache
+    one = SamplingParams(n=1, max_tokens=1, temperature=0.0)
+    first = Prompt.user(STORY)
+    later = Prompt.user(STORY + " Then he buys 4 more pens. How many now?")
+    calls = [first, Prompt.user("Name a colour."), later]
+    with _generator(small_path, n_seq_max=8, max_cached=1) as gen:
+        hold = gen.hold_prefixes(calls, 1)
+        promised = hold.spans[2][0][1]
+        assert promised < gen.count_prompt_tokens([later])[0] // 2  # most of it is the first prompt's
+        out = gen.generate_held(calls, one, hold)
+        assert out[2][0].computed_prompt_tokens <= promised
+    with _generator(small_path, n_seq_max=8, max_cached=1) as gen:  # the control, without the promise
+        out = gen.generate(calls, one)
+        assert out[2][0].computed_prompt_tokens > promised

@@ -42,6 +42,11 @@ class Request:
     allowance: int | None = None
     """Most prompt tokens this request may compute (what the meter reserved from a :class:`Pin`'s promise)."""
     pin: Pin | None = None
+    dependents: list[Request] = field(default_factory=list)
+    """Later requests promised this request's prompt as their prefix; its slot is pinned for each."""
+    home: Slot | None = None
+    """The slot this request prefilled its prompt into, once started; ``home_epoch`` its content's epoch."""
+    home_epoch: int = -1
     future: Future[list[Completion]] = field(default_factory=Future)
     outputs: list[Completion | None] = field(default_factory=list)
     live: int = 0
@@ -115,12 +120,30 @@ class Engine:
         *,
         allowance: int | None = None,
         pin: Pin | None = None,
+        donor: Request | None = None,
     ) -> Future[list[Completion]]:
-        """Queue a request; the future resolves to its n completions in sample order.
+        """Queue a request; the future resolves to its n completions in sample order."""
+        return self.submit_request(tokens, params, n, seed, allowance=allowance, pin=pin, donor=donor).future
+
+    def submit_request(
+        self,
+        tokens: list[int],
+        params: SamplingParams,
+        n: int,
+        seed: int,
+        *,
+        allowance: int | None = None,
+        pin: Pin | None = None,
+        donor: Request | None = None,
+    ) -> Request:
+        """Queue a request and return it (its ``future`` resolves to its n completions in sample order).
 
         With ``allowance``, the request computes at most that many prompt tokens plus its samples' tokens:
         if its prefix was lost, the excess comes off its samples' max_new (or it fails with
-        :class:`PrefixLost` before computing, when that leaves nothing). ``pin`` is released at admission.
+        :class:`PrefixLost` before computing, when that leaves nothing). ``pin`` (a cached prefix) is
+        released at admission. ``donor`` is an earlier request of the same call whose prompt is this
+        one's prefix: admission is first in, first out, so the donor starts first, and its slot is
+        pinned from then until this request is admitted.
         """
         if self._closed.is_set():
             raise EngineClosed("the engine is closed; create a new generator")
@@ -128,8 +151,14 @@ class Engine:
             raise GenerationError(f"n={n} exceeds the engine's {self.native.n_seq_max} sequence slots")
         max_new = min(params.max_tokens, self.max_seq_len - len(tokens))
         req = Request(tokens, params, n, max_new, seed, allowance, pin, outputs=[None] * n)
+        if donor is not None:
+            with self._slot_lock:  # the donor may be starting on the engine thread right now
+                if donor.home is None:
+                    donor.dependents.append(req)
+                elif donor.home.epoch == donor.home_epoch and req.pin is None:
+                    req.pin = self._slots.pin(donor.home)
         self._queue.put(req)
-        return req.future
+        return req
 
     def pin_prefix(self, tokens: list[int]) -> tuple[Pin | None, int]:
         """The cached prefix a request for ``tokens`` would reuse now, pinned, and its length."""
@@ -218,6 +247,11 @@ class Engine:
             self._keep_promise(req, len(req.tokens) - lcp)
             req.live = req.n
             first = self._take_slot(keep=source)
+            req.home, req.home_epoch = first, first.epoch
+            for dep in req.dependents:  # they start after this one; keep its prompt for them until then
+                if dep.pin is None and not dep.done:
+                    dep.pin = self._slots.pin(first)
+            req.dependents.clear()
         try:
             if source is not None and lcp > 0:
                 self.native.seq_copy(source.id, first.id)  # the whole source, then drop what differs

@@ -6,7 +6,6 @@ import random
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -16,10 +15,10 @@ from ...reasoning import THINK_OPEN, reasoning_token_count
 from ...types import Completion, Prompt, SamplingParams
 from ..base import Capabilities, ModelInfo, PrefixHold
 from .chat import ChatTemplate
-from .engine import Engine
+from .engine import Engine, Request
 from .gguf_facts import GGUFFacts, read_gguf_facts
 from .native import ContextConfig, NativeModel
-from .slots import Pin
+from .slots import Pin, common_prefix
 
 _RENDER_CACHE = 4096
 
@@ -121,24 +120,36 @@ class LlamaCppGenerator:
         return self._run([self.tokens(p) for p in prompts], prompts, params, None)
 
     def hold_prefixes(self, prompts: Sequence[Prompt], n: int) -> PrefixHold:
-        """Pin the cached prefix each prompt would reuse now, and promise what will be computed: per
-        request part, the uncached rest of the prompt (the first part) or its last token (later parts,
-        which fork the first part's prefill). Matches within the call itself are not promised: a later
-        prompt may be admitted after an earlier one's sequence has left the cache."""
+        """Promise what each prompt will compute: per request part, the part of the prompt neither the
+        cache nor an earlier prompt of the same call holds (the first part), or its last token (later
+        parts, which fork the first part's prefill). A cached match is pinned now; a match with an earlier
+        prompt of the call (a judge scoring the steps of one solution one prefix at a time, say) is kept by
+        making that prompt's request the donor of this one: the engine pins the donor's slot when it
+        starts, until this request is admitted."""
         pins: list[Pin | None] = []
+        donors: list[int | None] = []
         spans = []
         parts = -(-n // self._chunk())
+        token_lists = [self.tokens(p) for p in prompts]
         try:
-            for prompt in prompts:
-                ids = self.tokens(prompt)
+            for j, ids in enumerate(token_lists):
                 pin, lcp = self.engine.pin_prefix(ids)
+                donor = None
+                for i in range(j):
+                    k = common_prefix(token_lists[i], ids)
+                    if k > lcp:
+                        donor, lcp = i, k
+                if donor is not None and pin is not None:
+                    self.engine.unpin(pin)  # the donor's prompt serves more of this one
+                    pin = None
                 pins.append(pin)
+                donors.append(donor)
                 lcp = min(lcp, len(ids) - 1)
                 spans.append(((lcp, len(ids) - lcp),) + ((len(ids) - 1, 1),) * (parts - 1))
         except BaseException:
-            _EngineHold((), tuple(pins), self.engine).release()
+            _EngineHold((), tuple(pins), (), self.engine).release()
             raise
-        return _EngineHold(tuple(spans), tuple(pins), self.engine)
+        return _EngineHold(tuple(spans), tuple(pins), tuple(donors), self.engine)
 
     def generate_held(
         self, prompts: Sequence[Prompt], params: SamplingParams, hold: PrefixHold
@@ -169,25 +180,31 @@ class LlamaCppGenerator:
                 )
         base_seed = params.seed if params.seed is not None else random.getrandbits(31)
         chunk = self._chunk()
-        futures: list[list[Future[list[Completion]]]] = []
+        requests: list[list[Request]] = []
         for i, ids in enumerate(token_lists):
             parts = []
             for j, start in enumerate(range(0, params.n, chunk)):
                 n = min(chunk, params.n - start)
                 seed = base_seed + start + (i * 1_000_003 if params.seed is None else 0)
-                allowance = hold.spans[i][j][1] if hold is not None else None
-                pin = hold.pins[i] if hold is not None and j == 0 else None
+                allowance = pin = donor = None
+                if hold is not None:
+                    allowance = hold.spans[i][j][1]
+                    if j == 0:
+                        pin = hold.pins[i]
+                        d = hold.donors[i]
+                        donor = requests[d][0] if d is not None else None
+                sub = replace(params, n=n)
                 parts.append(
-                    self.engine.submit(ids, replace(params, n=n), n, seed, allowance=allowance, pin=pin)
+                    self.engine.submit_request(ids, sub, n, seed, allowance=allowance, pin=pin, donor=donor)
                 )
-            futures.append(parts)
+            requests.append(parts)
         groups: list[list[Completion]] = []
         error: BaseException | None = None
-        for parts, prompt in zip(futures, prompts, strict=True):
+        for reqs, prompt in zip(requests, prompts, strict=True):
             group: list[Completion] = []
-            for f in parts:  # wait for every part, so a failure never leaves work unaccounted
+            for req in reqs:  # wait for every part, so a failure never leaves work unaccounted
                 try:
-                    group.extend(self._with_reasoning(c, prompt) for c in f.result())
+                    group.extend(self._with_reasoning(c, prompt) for c in req.future.result())
                 except BaseException as exc:  # noqa: BLE001 - re-raised below, after the others finish
                     error = error or exc
             groups.append(group)
@@ -221,6 +238,8 @@ class _EngineHold(PrefixHold):
     """A :class:`PrefixHold` with the engine pins it keeps until the requests are admitted."""
 
     pins: tuple[Pin | None, ...] = ()
+    donors: tuple[int | None, ...] = ()
+    """Per prompt, the earlier prompt of the call whose request serves its prefix (None: the cache)."""
     engine: Engine | None = None
 
     def release(self) -> None:
