@@ -68,7 +68,7 @@ def _lose_pinned_prefix(gen: LlamaCppGenerator) -> None:
     no unpinned slot left, the pinned one is evicted too, as pins are soft."""
     n = gen.native.n_seq_max
     params = SamplingParams(n=n, temperature=0.7, max_tokens=4, seed=1)
-    gen.engine.submit(gen.tokens(Prompt.user("Count to three.")), params, n, 1).result(timeout=120)
+    gen.engine.submit(gen.tokens(Prompt.user("Count to three.")), params, n, 1).future.result(timeout=120)
 
 
 def test_a_lost_prefix_is_paid_by_shorter_samples(small_path: Path) -> None:

@@ -121,20 +121,6 @@ class Engine:
         allowance: int | None = None,
         pin: Pin | None = None,
         donor: Request | None = None,
-    ) -> Future[list[Completion]]:
-        """Queue a request; the future resolves to its n completions in sample order."""
-        return self.submit_request(tokens, params, n, seed, allowance=allowance, pin=pin, donor=donor).future
-
-    def submit_request(
-        self,
-        tokens: list[int],
-        params: SamplingParams,
-        n: int,
-        seed: int,
-        *,
-        allowance: int | None = None,
-        pin: Pin | None = None,
-        donor: Request | None = None,
     ) -> Request:
         """Queue a request and return it (its ``future`` resolves to its n completions in sample order).
 

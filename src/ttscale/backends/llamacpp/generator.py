@@ -195,7 +195,7 @@ class LlamaCppGenerator:
                         donor = requests[d][0] if d is not None else None
                 sub = replace(params, n=n)
                 parts.append(
-                    self.engine.submit_request(ids, sub, n, seed, allowance=allowance, pin=pin, donor=donor)
+                    self.engine.submit(ids, sub, n, seed, allowance=allowance, pin=pin, donor=donor)
                 )
             requests.append(parts)
         groups: list[list[Completion]] = []
