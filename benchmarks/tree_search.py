@@ -11,9 +11,11 @@ prompt tokens computed + tokens generated, policy and PRM together, cache hits f
 compared at matched compute; self-consistency draws as many samples as B buys. The PRM is the policy
 model judging its own steps (``llm_judge_prm``), the only judge this machine runs.
 
-Prefix cache: each row records prompt tokens computed and served from the cache; ``cache_saving`` in the
-report is (computed + cached) / computed, i.e. how many times more prompt tokens a cache-less engine would
-have computed for the same calls (every prompt of every call in full).
+Prefix cache: each row records prompt tokens computed and served from the cache, and ``nocache_prompt_tokens``,
+what an engine without a prefix cache would have computed for the same calls: every prompt of every call in
+full, once per request (n samples of one prompt still share one prefill, as any engine with native n does,
+so forked samples are not counted as cache savings). ``cache_saving`` in the report is
+nocache_prompt_tokens / computed.
 
 Rows are appended to ``--out`` as each problem finishes, so an interrupted run resumes where it stopped.
 The answer key is read only here, after a strategy returned.
@@ -24,16 +26,19 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from gsm8k_strategies import append_rows, done_rows
 
-from ttscale import Budget, solve
+from ttscale import Budget, Prompt, SamplingParams, solve
 from ttscale.answers import is_correct
+from ttscale.backends.base import PrefixHold
 from ttscale.backends.llamacpp import ContextConfig, LlamaCppGenerator
 from ttscale.evals.datasets import Example, dataset_kind, load
 from ttscale.strategies import build_strategy
+from ttscale.types import Completion
 
 SEARCH = {"max_step_tokens": "128", "seed": "0"}
 CONFIGS: dict[str, tuple[str, dict[str, str]]] = {
@@ -54,11 +59,37 @@ CONFIGS: dict[str, tuple[str, dict[str, str]]] = {
 CONCURRENCY = {"cot_greedy": 20, "sc": 12, "beam": 8, "dvts": 8, "beam4": 12, "dvts4": 12, "mcts": 16}
 
 
+class PrefillCounter:
+    """The generator, passed through, adding up the prompt tokens a cache-less engine would compute."""
+
+    def __init__(self, gen: LlamaCppGenerator) -> None:
+        self.gen = gen
+        self.tokens = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.gen, name)
+
+    def _count(self, prompts: Sequence[Prompt], n: int) -> None:
+        parts = -(-n // self.gen._chunk())  # requests per prompt: each prefills the prompt once
+        self.tokens += parts * sum(self.gen.count_prompt_tokens(prompts))
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
+        self._count(prompts, params.n)
+        return self.gen.generate(prompts, params)
+
+    def generate_held(
+        self, prompts: Sequence[Prompt], params: SamplingParams, hold: PrefixHold
+    ) -> list[list[Completion]]:
+        self._count(prompts, params.n)
+        return self.gen.generate_held(prompts, params, hold)
+
+
 def run_one(gen: LlamaCppGenerator, config: str, ex: Example, budget_tokens: int) -> dict[str, Any]:
     name, params = CONFIGS[config]
     t0 = time.perf_counter()
+    counter = PrefillCounter(gen)
     result = solve(
-        ex.problem, build_strategy(name, params), generator=gen, budget=Budget(tokens=budget_tokens)
+        ex.problem, build_strategy(name, params), generator=counter, budget=Budget(tokens=budget_tokens)
     )
     u = result.usage.total
     kind = ex.problem.answer_kind
@@ -71,6 +102,7 @@ def run_one(gen: LlamaCppGenerator, config: str, ex: Example, budget_tokens: int
         "correct": is_correct(result.answer, ex.answer, kind, problem_metadata=ex.problem.metadata),
         "prompt_tokens": u.prompt_tokens,
         "cached_prompt_tokens": u.cached_prompt_tokens,
+        "nocache_prompt_tokens": counter.tokens,
         "completion_tokens": u.completion_tokens,
         "total_tokens": u.total_tokens,
         "flops": u.flops,
@@ -97,6 +129,7 @@ def report(out: Path) -> dict[str, Any]:
         n = len(rs)
         computed = sum(r["prompt_tokens"] for r in rs)
         cached = sum(r["cached_prompt_tokens"] for r in rs)
+        nocache = sum(r.get("nocache_prompt_tokens", 0) for r in rs)
         table[config] = {
             "n": n,
             "accuracy": round(sum(bool(r["correct"]) for r in rs) / n, 3),
@@ -105,7 +138,8 @@ def report(out: Path) -> dict[str, Any]:
             "flops_per_problem": float(f"{sum(r['flops'] for r in rs) / n:.4g}"),
             "prompt_tokens_computed": computed,
             "prompt_tokens_cached": cached,
-            "cache_saving": round((computed + cached) / computed, 2) if computed else None,
+            "prompt_tokens_without_cache": nocache or None,
+            "cache_saving": round(nocache / computed, 2) if computed and nocache else None,
             "seconds_per_problem": round(sum(r["seconds"] for r in rs) / n, 1),
         }
     return table
