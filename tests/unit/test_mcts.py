@@ -190,3 +190,20 @@ def test_defaults() -> None:
         "most_visited",
         "prm",
     )
+
+
+def test_rollouts_the_budget_cannot_value_still_answer() -> None:
+    # find a budget that pays for the first expansion and its whole rollouts but not for judging them
+    for tokens in range(0, 2000, 5):
+        gen = search_gen(named_policy(depth=4))
+        result = solve(MCTS(iterations=4, k=2), gen, Ledger(Budget(tokens=tokens)))
+        finished = [s["answer"] for s in events(result, "sample")] == ["42", "42"]
+        if len(policy_calls(gen)) == 2 and not judge_calls(gen) and finished:
+            break
+    else:
+        pytest.fail("no budget stops MCTS between the rollouts and their valuation")
+    assert events(result, "stop")[-1]["reason"] == "budget"
+    assert result.answer == "42"  # the unvalued rollouts are the pool, not nothing
+    unvalued = [n for n in events(result, "node") if n["depth"] == 1]
+    assert len(unvalued) == 2 and all(n.get("unvalued") and n["rollout"] for n in unvalued)
+    assert not events(result, "backprop")  # nothing was valued, so nothing is backed up

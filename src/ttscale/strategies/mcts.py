@@ -30,6 +30,11 @@ visited tree; the answer is that node's solution, its rollout if the node is not
 is reported), ``best_value`` (the simulated solution with the highest value) or ``vote`` (majority over
 the answers of all simulated solutions). Every simulated solution is a ``sample`` in the trace; each
 iteration adds ``select``, ``expand`` and ``backprop`` events.
+
+Rollouts the budget cannot value (the call that would score them is refused) still join the pool as
+solutions, with value 0 and ``unvalued`` in their node's extra, and are not backed up: their tokens were
+spent, and a solution nobody scored is still an answer for ``vote`` (and the only one there is when the
+budget ends inside the first iteration, as it does for a 3,000-token GSM8K budget on a 0.5B model).
 """
 
 from __future__ import annotations
@@ -207,15 +212,21 @@ class MCTS(SearchFields):
             s.tree.response(c.id, r.text if r is not None else "")
             for c, r in zip(children, rollouts, strict=True)
         ]
-        if outcome is None:
-            s.score(children, tails)
-        else:
-            _outcome_values(s, outcome, children, texts)
-        for child, r, text in zip(children, rollouts, texts, strict=True):
-            tokens = sum(n.tokens for n in s.tree.path(child.id)) + (len(r.token_ids) if r else 0)
-            if r is not None:
-                child.extra["rollout"] = r.text
-            pool.append(Finished(child.id, text, child.score or 0.0, tokens))
+        try:
+            if outcome is None:
+                s.score(children, tails)
+            else:
+                _outcome_values(s, outcome, children, texts)
+        except BudgetExhausted:
+            for child in children:
+                child.extra["unvalued"] = True
+            raise
+        finally:
+            for child, r, text in zip(children, rollouts, texts, strict=True):
+                tokens = sum(n.tokens for n in s.tree.path(child.id)) + (len(r.token_ids) if r else 0)
+                if r is not None:
+                    child.extra["rollout"] = r.text
+                pool.append(Finished(child.id, text, child.score or 0.0, tokens))
 
     @staticmethod
     def _backprop(tree: Tree, it: int, node: Node, value: float, events: list[TraceEvent]) -> None:
