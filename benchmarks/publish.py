@@ -1,0 +1,294 @@
+"""The README's results table: every registered strategy on GSM8K and the MATH-500 development half.
+
+Every figure is an ordinary ``ttscale eval`` run in one run store, so this script resumes: a run whose config
+(dataset slice, model, strategy, parameters, seed, budget) is already in the store is reused when finished
+and resumed when interrupted (``ttscale sweep`` and ``ttscale compare`` share that rule). Sampling
+strategies run once at their largest n; the smaller n are subsampled from the same samples.
+
+    python benchmarks/publish.py                       # run what is missing, in PLAN order, then export
+    python benchmarks/publish.py --only gsm8k/cot,gsm8k/sc
+    python benchmarks/publish.py --export-only         # rewrite the table from the store, run nothing
+
+Export writes ``benchmarks/results/publish.json`` (every point, every run id, how many problems each run
+has done) and the table between the ``results`` markers of README.md. A run still in progress is shown
+with its problem count, so a partial figure is never passed off as a finished one. Each row names the
+``ttscale`` command that reproduces it on its own (into the default store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ttscale.cli  # noqa: F401  (mounts the eval commands; importing cli_eval first is circular)
+from ttscale.cli_eval import ExecutorKind, _plan, _Where
+from ttscale.cli_sweep import Runner, _common, _same_run, compare_summary, curve
+from ttscale.evals.analysis import CurvePoint, flops_matched, oracle_bins, run_point, sample_curve
+from ttscale.evals.records import RunInfo
+from ttscale.evals.store import RunStore
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = "qwen2.5-coder-0.5b-instruct"
+LARGE = "qwen2.5-coder-1.5b-instruct"
+LIMITS = {"gsm8k": 100, "math500": 50}
+SEARCH_BUDGET = 3000  # tokens per problem for the tree searches, as in benchmarks/tree_search.py
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row group of the table: a run (or a sampled run and its subsampled points)."""
+
+    key: str
+    """``dataset/name``, for ``--only``."""
+    dataset: str
+    model: str
+    strategy: str
+    params: dict[str, str] = field(default_factory=dict)
+    ns: tuple[int, ...] = ()
+    """Sample counts to derive from one run at ``max(ns)`` (sampling strategies); empty: one point."""
+    budget_tokens: int | None = None
+    concurrency: int = 8
+    """Problems in flight: more for single-sample strategies, fewer for wide ones (one engine batch)."""
+
+    def run_params(self) -> dict[str, str]:
+        return {**self.params, "n": str(max(self.ns))} if self.ns else dict(self.params)
+
+    def command(self) -> str:
+        """The ttscale command that reproduces this row."""
+        limit = LIMITS[self.dataset]
+        head = f"ttscale {'sweep' if self.ns else 'eval'} --dataset {self.dataset} --limit {limit}"
+        parts = [head, f"-m {self.model}" if self.model != SMALL else "", f"-s {self.strategy}"]
+        parts += [f"-p {k}={v}" for k, v in self.params.items()]
+        if self.ns:
+            parts.append("--n " + ",".join(map(str, self.ns)))
+        if self.budget_tokens:
+            parts.append(f"--budget-tokens {self.budget_tokens}")
+        parts.append(f"-c {self.concurrency}")
+        return " ".join(p for p in parts if p)
+
+
+def _plan_for(dataset: str) -> list[Entry]:
+    d = dataset
+    search = dict(budget_tokens=SEARCH_BUDGET, concurrency=12)
+    return [
+        Entry(f"{d}/cot", d, SMALL, "cot", concurrency=16),
+        Entry(f"{d}/cot_large", d, LARGE, "cot", concurrency=8),
+        Entry(f"{d}/sc", d, SMALL, "self_consistency", ns=(1, 2, 4, 8, 16), concurrency=4),
+        Entry(f"{d}/direct", d, SMALL, "direct", concurrency=16),
+        Entry(f"{d}/tip", d, SMALL, "tip", concurrency=16),
+        Entry(
+            f"{d}/budget_forcing", d, SMALL, "budget_forcing", {"max_thinking_tokens": "512"}, concurrency=16
+        ),
+        Entry(
+            f"{d}/best_of_n_judge",
+            d,
+            SMALL,
+            "best_of_n",
+            {"scorer": "llm_judge"},
+            ns=(1, 2, 4, 8),
+            concurrency=6,
+        ),  # fmt: skip
+        Entry(
+            f"{d}/best_of_n_certainty",
+            d,
+            SMALL,
+            "best_of_n",
+            {"scorer": "self_certainty"},
+            ns=(1, 2, 4, 8),
+            concurrency=6,
+        ),  # fmt: skip
+        Entry(f"{d}/deepconf", d, SMALL, "deepconf", {"mode": "online", "n": "16"}, concurrency=8),
+        Entry(f"{d}/adaptive", d, SMALL, "adaptive_consistency", {"max_n": "16"}, concurrency=16),
+        Entry(f"{d}/beam", d, SMALL, "beam_search", {"n": "4", "beam_width": "2"}, **search),
+        Entry(f"{d}/dvts", d, SMALL, "dvts", {"n": "4", "beam_width": "2"}, **search),
+        Entry(f"{d}/mcts", d, SMALL, "mcts", **search),
+    ]
+
+
+# GSM8K's core rows first (they make the FLOPs-matched comparison), then MATH-500's, then the rest.
+_ALL = _plan_for("gsm8k") + _plan_for("math500")
+_FIRST = ("gsm8k/cot", "gsm8k/cot_large", "gsm8k/sc", "math500/cot", "math500/cot_large", "math500/sc")
+PLAN = [e for k in _FIRST for e in _ALL if e.key == k] + [e for e in _ALL if e.key not in _FIRST]
+
+
+def _runner(store: RunStore, entry: Entry) -> Runner:
+    common = _common(entry.dataset, LIMITS[entry.dataset], None, None, entry.concurrency, entry.budget_tokens,
+                     None)  # fmt: skip
+    return Runner(store, common, _Where(ExecutorKind.local, None, None, 0.0))
+
+
+def _find(store: RunStore, entry: Entry) -> RunInfo | None:
+    """The store's run for this entry, finished or not, without running anything."""
+    runner = _runner(store, entry)
+    given = runner.common | {"model": entry.model, "strategy": entry.strategy, "params": entry.run_params()}
+    config, _ = _plan(store, None, given)
+    found = [r for r in store.runs() if _same_run(r.config, config)]
+    return found[-1] if found else None
+
+
+def execute(store: RunStore, entry: Entry) -> None:
+    runner = _runner(store, entry)
+    if entry.ns:
+        curve(runner, entry.model, entry.strategy, entry.params, entry.ns, "n")
+    else:
+        runner.run(entry.model, entry.strategy, entry.params)
+
+
+def points(store: RunStore, entry: Entry, run: RunInfo) -> list[CurvePoint]:
+    problems = store.problems(run.run_id)
+    if not problems:
+        return []
+    if entry.ns:
+        return sample_curve(problems, entry.strategy, entry.run_params(), entry.ns)
+    return [run_point(problems, entry.key, 0)]
+
+
+def _label(entry: Entry, point: CurvePoint) -> str:
+    size = "1.5B" if entry.model == LARGE else "0.5B"
+    name = entry.strategy + "".join(f" {k}={v}" for k, v in entry.params.items())
+    if entry.ns:
+        name += f" n={point.budget}"
+    if entry.budget_tokens:
+        name += f" ({entry.budget_tokens} tok budget)"
+    return f"{size} {name}"
+
+
+def export(store: RunStore, out: Path, readme: Path) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    for entry in PLAN:
+        run = _find(store, entry)
+        if run is None:
+            continue
+        for p in points(store, entry, run):
+            rows.append(p.to_dict() | {"key": entry.key, "dataset": entry.dataset, "label": _label(entry, p),
+                                       "run_id": run.run_id, "done": run.n_done, "planned": run.n_planned,
+                                       "command": entry.command()})  # fmt: skip
+    summary: dict[str, Any] = {"rows": rows, "compare": {}}
+    for dataset in LIMITS:
+        summary["compare"][dataset] = _compare(store, dataset)
+    out.write_text(json.dumps(summary, indent=1) + "\n")
+    _write_readme(readme, summary)
+    return summary
+
+
+def _compare(store: RunStore, dataset: str) -> dict[str, Any] | None:
+    """``ttscale compare``'s summary from the same runs, once both are finished."""
+    large = next(e for e in PLAN if e.key == f"{dataset}/cot_large")
+    small = next(e for e in PLAN if e.key == f"{dataset}/sc")
+    large_run, small_run = _find(store, large), _find(store, small)
+    if not large_run or not small_run or large_run.status != "complete" or small_run.status != "complete":
+        return None
+    greedy = run_point(store.problems(large_run.run_id), f"{LARGE} cot", 0)
+    sampled = store.problems(small_run.run_id)
+    curve_points = sample_curve(sampled, small.strategy, small.run_params(), small.ns)
+    matched = flops_matched(curve_points, greedy.flops_per_problem)
+    summary = compare_summary(greedy, curve_points, matched, oracle_bins(sampled))
+    limit = LIMITS[dataset]
+    return summary | {"command": f"ttscale compare --small {SMALL} --large {LARGE} --dataset {dataset} "
+                                 f"--limit {limit}"}  # fmt: skip
+
+
+def _markdown(summary: dict[str, Any]) -> str:
+    lines = []
+    titles = {"gsm8k": "GSM8K test, first 100", "math500": "MATH-500 development half, first 50"}
+    for dataset, title in titles.items():
+        rows = [r for r in summary["rows"] if r["dataset"] == dataset]
+        if not rows:
+            continue
+        lines += [f"**{title}** (qwen2.5-coder Q4_K_M, seed 0)", "",
+                  "| model, strategy | problems | accuracy (95% CI) | tokens/problem | FLOPs/problem |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for r in rows:
+            lo, hi = r["accuracy_ci95"]
+            done = f"{r['done']}" if r["done"] >= r["planned"] else f"{r['done']} of {r['planned']} (running)"
+            lines.append(f"| {r['label']} | {done} | {r['accuracy']:.3f} ({lo:.2f}-{hi:.2f}) "
+                         f"| {r['tokens_per_problem']:,.0f} | {_flops(r['flops_per_problem'])} |")  # fmt: skip
+        lines.append("")
+        cmp = summary["compare"].get(dataset)
+        if cmp:
+            lines += _compare_markdown(cmp)
+    lines += ["Each row's command (`ttscale eval`, or `ttscale sweep` for subsampled n):", "", "```bash"]
+    seen = set()
+    for r in summary["rows"]:
+        if r["command"] not in seen:
+            seen.add(r["command"])
+            lines.append(r["command"])
+    lines += ["```", ""]
+    return "\n".join(lines)
+
+
+def _flops(x: float) -> str:
+    return f"{x:.2e}".replace("e+", "e")
+
+
+def _compare_markdown(cmp: dict[str, Any]) -> list[str]:
+    g, m = cmp["large_greedy"], cmp["small_matched"]
+    lines = [f"FLOPs-matched (`{cmp['command']}`): 1.5B greedy {g['accuracy']:.3f} at "
+             f"{_flops(g['flops_per_problem'])} FLOPs/problem; "]  # fmt: skip
+    if m:
+        lines[0] += (f"0.5B self-consistency n={m['budget']} (the most samples within those FLOPs) "
+                     f"{m['accuracy']:.3f} at {_flops(m['flops_per_problem'])}.")  # fmt: skip
+    else:
+        lines[0] += cmp["note"] + "."
+    lines += ["", "| difficulty bin (0.5B pass@1; 1 easiest) | problems | 1.5B greedy | 0.5B matched | 0.5B n=16 |",
+              "|---|---|---|---|---|"]  # fmt: skip
+    for r in cmp["per_bin"]:
+        sm = "-" if r["small_matched"] is None else f"{r['small_matched']:.3f}"
+        lines.append(
+            f"| {r['bin']} | {r['problems']} | {r['large_greedy']:.3f} | {sm} | {r['small_largest']:.3f} |"
+        )
+    return lines + [""]
+
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _write_readme(readme: Path, summary: dict[str, Any]) -> None:
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{readme} has no {START} ... {END} markers for the table")
+    body = f"{START}\n{_markdown(summary)}{END}"
+    readme.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: body, text, flags=re.S))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--store", type=Path, default=ROOT / "benchmarks" / "out" / "publish.sqlite",
+                    help="Run store (kept out of git; the exported JSON is the record).")  # fmt: skip
+    ap.add_argument(
+        "--only", default="", help="Comma-separated keys, e.g. gsm8k/cot,gsm8k/sc (default: all)."
+    )
+    ap.add_argument("--export-only", action="store_true", help="Write the table from the store; run nothing.")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "publish.json")
+    ap.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    ap.add_argument(
+        "--limit", type=int, default=0, help="Problems per dataset instead of LIMITS (smoke tests)."
+    )
+    a = ap.parse_args(argv)
+    if a.limit:
+        LIMITS.update(dict.fromkeys(LIMITS, a.limit))
+    keys = [k for k in a.only.split(",") if k]
+    unknown = set(keys) - {e.key for e in PLAN}
+    if unknown:
+        ap.error(f"unknown keys {sorted(unknown)}; known: {', '.join(e.key for e in PLAN)}")
+    a.store.parent.mkdir(parents=True, exist_ok=True)
+    with RunStore.open(a.store) as store:
+        if not a.export_only:
+            for entry in PLAN:
+                if keys and entry.key not in keys:
+                    continue
+                print(f"== {entry.key}: {entry.command()}", file=sys.stderr, flush=True)
+                execute(store, entry)
+                export(store, a.out, a.readme)  # after every run, so a stop loses nothing shown
+        export(store, a.out, a.readme)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
