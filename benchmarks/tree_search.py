@@ -166,15 +166,20 @@ def main() -> None:
         for name in args.configs.split(","):
             with LlamaCppGenerator.from_model(args.model, config) as gen:
                 run_config(gen, name, examples, args.out, args)
-    summary = {
-        "model": args.model,
-        "dataset": args.dataset,
-        "kind": dataset_kind(args.dataset),
-        "offset": args.offset,
-        "limit": args.limit,
-        "budget_tokens": args.budget_tokens,
-        "results": report(args.out),
-    }
+    # --report alone summarises a file whose settings it does not know: print only what the file holds
+    setting = (
+        {}
+        if args.report
+        else {
+            "model": args.model,
+            "dataset": args.dataset,
+            "kind": dataset_kind(args.dataset),
+            "offset": args.offset,
+            "limit": args.limit,
+            "budget_tokens": args.budget_tokens,
+        }
+    )
+    summary = setting | {"out": str(args.out), "results": report(args.out)}
     print(json.dumps(summary))
 
 
