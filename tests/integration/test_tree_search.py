@@ -15,6 +15,7 @@ from ttscale.backends.base import Capabilities, ModelInfo
 from ttscale.backends.llamacpp import LlamaCppGenerator
 from ttscale.scorers.prm_judge import PRM_JUDGE_SYSTEM_PROMPT
 from ttscale.strategies.beam_search import BeamSearch
+from ttscale.strategies.dvts import DVTS
 from ttscale.strategies.mcts import MCTS
 from ttscale.types import Completion, Prompt, SamplingParams
 
@@ -83,6 +84,24 @@ def test_beam_search_traces_nodes_and_reuses_the_prefix_cache(small: LlamaCppGen
     # judging step 2 reuses the judge prompt of step 1 (everything but its closing question)
     judged_twice = [c for p, c in gen.first_samples(judge=True) if "Step 2:" in p.messages[-1].content]
     assert judged_twice and all(c.cached_prompt_tokens > 0 for c in judged_twice)
+
+
+def test_dvts_keeps_its_subtrees_apart_on_a_real_model(small: LlamaCppGenerator) -> None:
+    gen = Recording(small)
+    strategy = DVTS(n=4, beam_width=2, iterations=3, max_step_tokens=24, seed=7)
+    result = solve(PROBLEM, strategy, generator=gen)
+    by_id = {n["id"]: n for n in data(result, "node")}
+    print({"answer": result.answer, "nodes": len(by_id), "usage": result.usage.to_dict()})
+    assert len(by_id) >= 5  # the root and the first round's 4 proposals at least
+    first = [n for n in by_id.values() if n["parent"] == 0]
+    assert sorted(n["subtree"] for n in first) == [0, 0, 1, 1]  # N first steps dealt M per subtree
+    for node in by_id.values():
+        if node["parent"] not in (None, 0):  # a later step never leaves its parent's subtree
+            assert node["subtree"] == by_id[node["parent"]]["subtree"]
+    assert all(0.0 <= s <= 1.0 for n in list(by_id.values())[1:] for s in n["scores"])
+    assert data(result, "vote")[0]["prm"] == small.model.name
+    later = [c for p, c in gen.first_samples(judge=False) if p.assistant_prefix]
+    assert later and all(c.cached_prompt_tokens > 0 for c in later)
 
 
 def test_mcts_traces_its_iterations_and_reuses_the_prefix_cache(small: LlamaCppGenerator) -> None:
