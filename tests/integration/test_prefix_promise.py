@@ -33,13 +33,17 @@ def test_a_cached_prompt_is_reserved_at_its_uncached_cost(small_path: Path) -> N
         budget = 40  # far below the follow-up prompt's length: a cache-blind reservation refuses it
         assert full > budget
         ledger = Ledger(Budget(tokens=budget))
-        out = ledger.meter(gen).generate([follow], SamplingParams(n=2, temperature=0.7, max_tokens=100, seed=3))
+        out = ledger.meter(gen).generate(
+            [follow], SamplingParams(n=2, temperature=0.7, max_tokens=100, seed=3)
+        )
         spent = ledger.usage().total
         computed = out[0][0].computed_prompt_tokens
         assert computed < 10  # only the tail past the cached conversation
         assert spent.total_tokens <= budget
         assert all(len(c.token_ids) <= (budget - computed) // 2 for c in out[0])
-        assert all(len(c.token_ids) == (budget - computed) // 2 for c in out[0] if c.finish_reason == "length")
+        assert all(
+            len(c.token_ids) == (budget - computed) // 2 for c in out[0] if c.finish_reason == "length"
+        )
 
 
 def test_a_pinned_prefix_survives_cache_trimming(small_path: Path) -> None:
@@ -99,8 +103,13 @@ def test_a_lost_prefix_that_samples_cannot_pay_for_is_refused_before_computing(s
         with pytest.raises(PrefixLost, match="evicted") as err:
             gen.generate_held([follow, Prompt.user("Say hi.")], SamplingParams(n=1, max_tokens=5), hold)
         # the other prompt of the call ran and is handed back, so the meter can book it
-        assert [c.prompt_tokens for c in err.value.completions] == gen.count_prompt_tokens([Prompt.user("Say hi.")])
-        assert gen.engine.stats.prompt_tokens_computed - before == err.value.completions[0].computed_prompt_tokens
+        assert [c.prompt_tokens for c in err.value.completions] == gen.count_prompt_tokens(
+            [Prompt.user("Say hi.")]
+        )
+        assert (
+            gen.engine.stats.prompt_tokens_computed - before
+            == err.value.completions[0].computed_prompt_tokens
+        )
 
 
 def test_the_meter_books_what_ran_when_a_call_loses_a_prefix(small_path: Path) -> None:

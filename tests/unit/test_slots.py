@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ttscale.backends.llamacpp.slots import SlotTable
 
 
@@ -45,3 +47,50 @@ def test_a_pin_lapses_when_its_slot_is_cleared_and_unpin_is_idempotent() -> None
     table.unpin(new)
     table.unpin(new)
     assert table.slots[0].pins == 0
+
+
+def _live(table: SlotTable, *ids: int) -> None:
+    for i in ids:
+        table.slots[i].active = True
+        table.slots[i].tokens = [i]
+
+
+def _apply(table: SlotTable) -> list[tuple[int, int]]:
+    """Run one compaction plan through move(); the (old id, new id) of each move."""
+    return [table.move(src, dst) for src, dst in table.compaction()]
+
+
+def _ids(table: SlotTable, live: bool) -> list[int]:
+    return [s.id for s in table.slots if s.active == live and s.tokens]
+
+
+def test_compaction_moves_the_top_live_slots_into_the_holes_below() -> None:
+    table = SlotTable(8)
+    _live(table, 0, 2, 5, 6)
+    assert _apply(table) == [(6, 1), (5, 3)]
+    assert _ids(table, live=True) == [0, 1, 2, 3]
+    assert [s.id for s in table.slots] == list(range(8))  # the table stays in id order
+    assert _apply(table) == []  # packed: nothing more to do
+
+
+def test_cached_slots_make_way_and_their_holes_fill_at_the_next_plan() -> None:
+    table = SlotTable(6)
+    _live(table, 0, 3)
+    _cached(table, 1, [7, 7])
+    pinned = table.slots[1]
+    pin = table.pin(pinned)
+    # the cached slot goes to the highest free id; its old id is not reused until the copies have run
+    assert _apply(table) == [(1, 5), (3, 2)]
+    assert pinned.id == 5 and pinned.tokens == [7, 7] and pinned.pins == 1  # the pin follows the content
+    assert _ids(table, live=True) == [0, 2]
+    assert _apply(table) == [(2, 1)]
+    assert _ids(table, live=True) == [0, 1] and _ids(table, live=False) == [5]
+    table.unpin(pin)
+    assert pinned.pins == 0
+
+
+def test_move_refuses_an_occupied_destination() -> None:
+    table = SlotTable(3)
+    _live(table, 0, 1)
+    with pytest.raises(RuntimeError, match="cannot move slot 1 into slot 0"):
+        table.move(table.slots[1], table.slots[0])

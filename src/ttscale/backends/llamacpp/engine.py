@@ -14,6 +14,7 @@ request's future and frees its slots; the other sequences in the batch carry on.
 from __future__ import annotations
 
 import codecs
+import itertools
 import queue
 import threading
 import time
@@ -86,18 +87,28 @@ class EngineStats:
     step_seconds: float = 0.0
     """Time in decode steps: ``llama_decode`` plus sampling and bookkeeping of every live sequence."""
     evictions: int = 0
+    slot_moves: int = 0
+    """Streams moved to keep live sequences on consecutive ids (see :mod:`.slots`)."""
+    id_runs: int = 0
+    """Runs of consecutive sequence ids summed over decode steps: llama.cpp's passes (1 per step is ideal)."""
 
 
 class Engine:
     """Owns a :class:`NativeModel` and runs the scheduling loop on its own thread."""
 
     def __init__(
-        self, native: NativeModel, max_seq_len: int, prefix_cache: bool = True, max_cached: int = 4
+        self,
+        native: NativeModel,
+        max_seq_len: int,
+        prefix_cache: bool = True,
+        max_cached: int = 4,
+        compact: bool = True,
     ) -> None:
         self.native = native
         self.max_seq_len = max_seq_len
         self.prefix_cache = prefix_cache
         self.max_cached = max_cached
+        self.compact = compact
         self.stats = EngineStats()
         self._slots = SlotTable(native.n_seq_max)
         # pins (any thread) and evictions (engine thread) are decided under this lock, so a pin taken is
@@ -318,12 +329,16 @@ class Engine:
 
     def _step(self) -> None:
         """One decode of one token for every live sequence, then one sampling round."""
-        batch = list(self._active)  # at most n_seq_max <= batch capacity
         t0 = time.perf_counter()
+        if self.compact:
+            self._compact()
+        # in id order: llama.cpp takes a micro-batch per run of consecutive ids in the order given
+        batch = sorted(self._active, key=lambda s: s.slot.id)  # at most n_seq_max <= batch capacity
+        self.stats.id_runs += 1 + sum(b.slot.id != a.slot.id + 1 for a, b in itertools.pairwise(batch))
         try:
             self._decode([(s.pending, s.pos, s.slot.id, True) for s in batch])
         except GenerationError as exc:  # fail the newest request, retry the others next step
-            self._fail(batch[-1].req, exc)
+            self._fail(self._active[-1].req, exc)
             return
         self.stats.decode_steps += 1
         self.stats.decoded_tokens += len(batch)
@@ -333,6 +348,15 @@ class Engine:
             if not seq.req.done:
                 self._sample(seq, row)
         self.stats.step_seconds += time.perf_counter() - t0
+
+    def _compact(self) -> None:
+        """Move streams so the live sequences sit on consecutive ids (the copies run at the next decode)."""
+        with self._slot_lock:
+            for src, dst in self._slots.compaction():
+                old, new = self._slots.move(src, dst)
+                self.native.seq_copy(old, new)
+                self.native.seq_remove(old)
+                self.stats.slot_moves += 1
 
     def _sample(self, seq: Sequence_, row: int) -> None:
         params = seq.req.params

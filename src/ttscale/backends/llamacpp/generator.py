@@ -61,7 +61,11 @@ class LlamaCppGenerator:
             eos_token=self.native.token_text(int(eos)) if eos else "",
         )
         self.engine = Engine(
-            self.native, n_ctx, prefix_cache=self.config.prefix_cache, max_cached=self.config.max_cached
+            self.native,
+            n_ctx,
+            prefix_cache=self.config.prefix_cache,
+            max_cached=self.config.max_cached,
+            compact=self.config.compact_slots,
         )
         self._cache: OrderedDict[Prompt, list[int]] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -194,9 +198,7 @@ class LlamaCppGenerator:
                         d = hold.donors[i]
                         donor = requests[d][0] if d is not None else None
                 sub = replace(params, n=n)
-                parts.append(
-                    self.engine.submit(ids, sub, n, seed, allowance=allowance, pin=pin, donor=donor)
-                )
+                parts.append(self.engine.submit(ids, sub, n, seed, allowance=allowance, pin=pin, donor=donor))
             requests.append(parts)
         groups: list[list[Completion]] = []
         error: BaseException | None = None

@@ -47,6 +47,9 @@ class ContextConfig:
     at once. Kept streams are not free: a second round of 48 samples decoded at 111 tok/s with all 48
     first-round samples kept, 120 with 4 kept, 142 with none (first round 136). Sampling-only workloads
     can set 0 or 1."""
+    compact_slots: bool = True
+    """Keep live sequences on consecutive ids by moving streams into the holes finished ones leave
+    (off only to measure what it saves): llama.cpp decodes each run of consecutive ids as its own pass."""
 
 
 class NativeModel:
