@@ -155,6 +155,13 @@ def main() -> None:
     ap.add_argument("--budget-tokens", type=int, default=3000, help="Tokens per problem, every config.")
     ap.add_argument("--concurrency", type=int, default=0, help="Problems in flight (default: per config).")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/tree30_cacheaware.jsonl"))
+    ap.add_argument(
+        "--max-cached",
+        type=int,
+        default=16,
+        help="Finished sequences kept as prefixes (16 made the committed results; prefixes no pending call "
+        "was promised are evicted beyond it, so many problems in flight recompute some).",
+    )
     ap.add_argument("--report", action="store_true", help="Only summarise what --out holds.")
     args = ap.parse_args()
     if not args.report:
@@ -162,7 +169,7 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         # step-wise search continues its latest steps: keep finished sequences as prefixes (LRU). A fresh
         # engine per configuration, so no configuration finds another's prompts in the cache.
-        config = ContextConfig(n_seq_max=64, seq_len=2048, max_cached=16)
+        config = ContextConfig(n_seq_max=64, seq_len=2048, max_cached=args.max_cached)
         for name in args.configs.split(","):
             with LlamaCppGenerator.from_model(args.model, config) as gen:
                 run_config(gen, name, examples, args.out, args)
