@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import importlib
 import json
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -202,7 +203,8 @@ def _run(
 @app.command("strategies")
 def strategies_command() -> None:
     """List the strategies and their parameters."""
-    out = _stdout()
+    # piped (to a file, grep, less), rich would squeeze four columns into 80 and wrap help one word a line
+    out = _stdout() if sys.stdout.isatty() else Console(highlight=False, soft_wrap=True, width=160)
     with _errors():
         for name in STRATEGIES.names():
             cls = STRATEGIES.get(name)

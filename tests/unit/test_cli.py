@@ -76,6 +76,9 @@ def test_strategies_lists_all_with_parameters() -> None:
     for name in ("direct", "cot", "self_consistency", "temperature", "top_k", "max_tokens", "seed"):
         assert name in result.stdout
     assert "0.95" in result.stdout and "512" in result.stdout
+    # piped output is wide enough that a parameter's help stays on its own row, not wrapped a word a line
+    assert any("Most samples to draw (the paper uses 40; 16 matches the benchmark)." in line
+               for line in result.stdout.splitlines())  # fmt: skip
 
 
 def test_bad_strategy_exits_2_with_did_you_mean(script_file: ScriptFile) -> None:
