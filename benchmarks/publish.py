@@ -85,24 +85,18 @@ def _plan_for(dataset: str) -> list[Entry]:
         Entry(
             f"{d}/budget_forcing", d, SMALL, "budget_forcing", {"max_thinking_tokens": "512"}, concurrency=16
         ),
-        Entry(
-            f"{d}/best_of_n_judge",
-            d,
-            SMALL,
-            "best_of_n",
-            {"scorer": "llm_judge"},
-            ns=(1, 2, 4, 8),
-            concurrency=6,
-        ),  # fmt: skip
-        Entry(
-            f"{d}/best_of_n_certainty",
-            d,
-            SMALL,
-            "best_of_n",
-            {"scorer": "self_certainty"},
-            ns=(1, 2, 4, 8),
-            concurrency=6,
-        ),  # fmt: skip
+        *(
+            Entry(
+                f"{d}/best_of_n_{key}",
+                d,
+                SMALL,
+                "best_of_n",
+                {"scorer": scorer},
+                ns=(1, 2, 4, 8),
+                concurrency=6,
+            )
+            for key, scorer in (("judge", "llm_judge"), ("certainty", "self_certainty"))
+        ),
         Entry(f"{d}/deepconf", d, SMALL, "deepconf", {"mode": "online", "n": "16"}, concurrency=8),
         Entry(f"{d}/adaptive", d, SMALL, "adaptive_consistency", {"max_n": "16"}, concurrency=16),
         Entry(f"{d}/beam", d, SMALL, "beam_search", {"n": "4", "beam_width": "2"}, **search),
