@@ -166,3 +166,21 @@ def all_prompt_texts(gen: ScriptedGenerator) -> list[str]:
 def step_names(result: Result, ids: Sequence[int]) -> list[str]:
     by_id = nodes(result)
     return [by_id[i]["step"].split()[0] for i in ids]
+
+
+def refuse_scoring_from(call: int, monkeypatch: Any) -> None:
+    """Make the ``call``-th PRM scoring call of a search (1-based) and every later one refused, as a budget
+    that paid for the round's steps but not for their judgement would."""
+    from ttscale.errors import BudgetExhausted
+    from ttscale.search.expand import Searcher
+
+    real = Searcher.score
+    seen = [0]
+
+    def score(self: Searcher, *args: Any, **kwargs: Any) -> None:
+        seen[0] += 1
+        if seen[0] >= call:
+            raise BudgetExhausted("budget exhausted: 0 tokens left for the judge")
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Searcher, "score", score)

@@ -14,6 +14,7 @@ from search_helpers import (
     policy_calls,
     policy_steps,
     prefer,
+    refuse_scoring_from,
     search_gen,
     solve,
     step_names,
@@ -98,6 +99,29 @@ def test_with_no_completed_subtree_the_current_nodes_stand_in() -> None:
     result = solve(DVTS(n=4, beam_width=2, iterations=2), search_gen(named_policy(depth=9)))
     (vote,) = events(result, "vote")
     assert vote["unfinished"] and vote["pool"] == 2
+
+
+def test_finished_proposals_whose_scoring_was_refused_complete_their_subtree(monkeypatch: Any) -> None:
+    # subtree 0 goes n1 (0.9) -> n10 (0.8), subtree 1 n2 -> n20 (0.5); round 2 finishes all four proposals,
+    # and its scoring call is refused: they were paid for, so each subtree completes with them
+    answers = {"n100": "7", "n101": "7", "n200": "9", "n201": "9"}
+    gen = search_gen(
+        named_policy(depth=3, answer=lambda name: answers.get(name, "0")),
+        prefer({"n0": 10, "n1": 90, "n10": 80, "n11": 30}),
+    )
+    refuse_scoring_from(3, monkeypatch)
+    result = solve(DVTS(n=4, beam_width=2), gen)
+    stop = events(result, "stop")[-1]
+    assert stop["reason"] == "budget" and stop["iteration"] == 2
+    assert step_names(result, stop["unscored"]) == ["n100", "n101", "n200", "n201"]
+    (vote,) = events(result, "vote")
+    assert not vote["unfinished"] and vote["pool"] == 4
+    by_id = nodes(result)
+    assert {by_id[i]["step"].split()[0]: round(by_id[i]["score"], 6) for i in stop["unscored"]} == {
+        "n100": 0.8, "n101": 0.8, "n200": 0.5, "n201": 0.5
+    }  # fmt: skip
+    assert all(by_id[i]["unscored"] and by_id[i]["status"] == "complete" for i in stop["unscored"])
+    assert result.answer == "7"
 
 
 @settings(max_examples=20, deadline=None)

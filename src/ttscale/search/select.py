@@ -63,6 +63,24 @@ def finished(tree: Tree, node: Node) -> Finished:
     return Finished(node.id, tree.response(node.id), node.score or 0.0, tokens)
 
 
+def salvage(tree: Tree, nodes: Sequence[Node]) -> list[Node]:
+    """The finished solutions among ``nodes`` that a budget stop left unjudged, ready for the pool.
+
+    A search that generates a round and is then refused the PRM call for it would otherwise drop
+    solutions already paid for, and answer from unfinished beams instead. Each one gets its parent's
+    aggregate as a stand-in score (the PRM's latest judgement of the prefix it completes; 0 under the
+    root, which is never judged) and is flagged ``unscored`` in its node record.
+    """
+    out = []
+    for node in nodes:
+        if node.terminal and node.score is None:
+            parent = tree.nodes[node.parent] if node.parent is not None else None
+            node.score = parent.score if parent is not None and parent.score is not None else 0.0
+            node.extra["unscored"] = True
+            out.append(node)
+    return out
+
+
 def pick(pool: Sequence[Finished], problem: Problem, selection: Selection, forced: int | None = None) -> Pick:
     """Select an answer among ``pool`` (see the module docstring).
 

@@ -27,8 +27,10 @@ in and the vote says so. Defaults: n = 16 (search-and-learn's beam-search recipe
 beam_width = 4 (search-and-learn's default, one of Snell et al.'s two choices with sqrt(N)).
 
 Budget: policy and PRM draw on one ledger. A call the budget cannot pay for is refused before anything is
-spent; the search then stops and answers from the candidates already scored. Children generated but not
-yet scored stay ``open`` and do not vote.
+spent; the search then stops and answers from the candidates already scored. Of the children generated
+but not yet scored, the finished solutions join the pool with their parent's score as a stand-in (flagged
+``unscored``: they were paid for, and a finished solution beats an unfinished beam as an answer); the
+unfinished ones stay ``open`` and do not vote.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from typing import TYPE_CHECKING, ClassVar
 from ..errors import BudgetExhausted
 from ..search.expand import Searcher
 from ..search.fields import SearchFields, check_beam_shape
-from ..search.select import Selection, build_result, finished
+from ..search.select import Selection, build_result, finished, salvage
 from ..search.tree import Node, by_score
 from ..types import Result, TraceEvent
 
@@ -111,12 +113,20 @@ class BeamSearch(SearchFields):
         done: list[Node] = []
         reason = "iterations"
         for it in range(self.iterations):
+            children: list[Node] = []
             try:
-                children = self._expand(s, beams)
+                self._expand(s, beams, children)
                 self._score(s, children)
             except BudgetExhausted as e:
                 reason = "budget"
-                events.append(TraceEvent("stop", {"reason": reason, "iteration": it, "note": str(e)}))
+                late = salvage(s.tree, children)  # generated this round, refused their judgement
+                done.extend(late)
+                events.append(
+                    TraceEvent(
+                        "stop",
+                        {"reason": reason, "iteration": it, "note": str(e), "unscored": [c.id for c in late]},
+                    )
+                )
                 break
             beams = self._prune(children, done)
             events.append(_round_event(it, children, beams))
@@ -128,15 +138,14 @@ class BeamSearch(SearchFields):
             events.append(TraceEvent("stop", {"reason": reason, "completed": len(done)}))
         return beams, done
 
-    def _expand(self, s: Searcher, beams: Sequence[Node]) -> list[Node]:
-        """n new candidates: n first steps from the root, then the n samples spread over the beams."""
+    def _expand(self, s: Searcher, beams: Sequence[Node], children: list[Node]) -> None:
+        """n new candidates into ``children``: n first steps from the root, then the n samples spread over
+        the beams (one call per share size; a refused later call leaves the earlier ones' children)."""
         counts = _spread(self.n, len(beams))
-        children: list[Node] = []
         for k in sorted(set(counts), reverse=True):
             parents = [b.id for b, c in zip(beams, counts, strict=True) if c == k]
             for group in s.expand(parents, k):
                 children.extend(group)
-        return children
 
     def _score(self, s: Searcher, children: Sequence[Node]) -> None:
         if self.lookahead == 0:

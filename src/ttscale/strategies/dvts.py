@@ -18,7 +18,8 @@ vote. If no subtree completed (budget or bound), the subtrees' current nodes sta
 The answer: ``weighted`` (default), ``naive`` or ``majority`` selection over the candidates (see
 :mod:`ttscale.search.select`). Optional ``lookahead`` scores each proposal by a greedy rollout, as in beam
 search. Defaults: n = 16, beam_width = 4 (search-and-learn's config), iterations = 40. Budget: as in beam
-search, a refused call ends the search, which answers from what was scored.
+search, a refused call ends the search, which answers from what was scored and from the finished
+proposals of a round whose scoring was refused (their parent's score standing in, flagged ``unscored``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, ClassVar
 from ..errors import BudgetExhausted
 from ..search.expand import Searcher
 from ..search.fields import SearchFields, check_beam_shape
-from ..search.select import Selection, build_result, finished
+from ..search.select import Selection, build_result, finished, salvage
 from ..search.tree import Node, by_score
 from ..types import Result, TraceEvent
 
@@ -103,11 +104,23 @@ class DVTS(SearchFields):
             live = [j for j in range(self.subtrees) if not done[j]]
             if not live:
                 break
+            proposals: list[list[Node]] = []
             try:
                 proposals = self._expand(s, heads, live)
                 self._score(s, [c for group in proposals for c in group])
             except BudgetExhausted as e:
-                events.append(TraceEvent("stop", {"reason": "budget", "iteration": it, "note": str(e)}))
+                late = []  # finished proposals generated this round, refused their judgement
+                for j, group in zip(live, proposals or [[] for _ in live], strict=True):
+                    found = salvage(s.tree, group)
+                    for node in found:
+                        node.status = "complete"
+                    done[j].extend(found)
+                    late += [node.id for node in found]
+                events.append(
+                    TraceEvent(
+                        "stop", {"reason": "budget", "iteration": it, "note": str(e), "unscored": late}
+                    )
+                )
                 break
             for j, group in zip(live, proposals, strict=True):
                 heads[j] = self._keep_best(group, done[j])
