@@ -14,7 +14,6 @@ from search_helpers import (
     nodes,
     policy_calls,
     prefer,
-    refuse_scoring_from,
     search_gen,
     solve,
     step_names,
@@ -141,29 +140,6 @@ def test_a_budget_cut_search_answers_from_what_it_scored() -> None:
     (vote,) = events(result, "vote")
     assert vote["unfinished"] and vote["pool"] == 2  # no solution finished: the two live beams stand in
     assert result.answer is not None
-
-
-def test_finished_solutions_whose_scoring_was_refused_vote_with_their_parents_score(monkeypatch: Any) -> None:
-    # round 0 keeps n1 (0.9) and n2 (0.5); round 1 keeps n10 (0.8) and n20 (0.5); round 2 finishes every
-    # candidate, and its scoring call is refused: the four solutions were paid for and must still answer
-    answers = {"n100": "7", "n101": "7", "n200": "9", "n201": "9"}
-    gen = search_gen(
-        named_policy(depth=3, answer=lambda name: answers.get(name, "0")),
-        prefer({"n0": 10, "n1": 90, "n10": 80, "n11": 30}),
-    )
-    refuse_scoring_from(3, monkeypatch)
-    result = solve(BeamSearch(n=4, beam_width=2), gen)
-    stop = events(result, "stop")[-1]
-    assert stop["reason"] == "budget" and stop["iteration"] == 2
-    assert step_names(result, stop["unscored"]) == ["n100", "n101", "n200", "n201"]
-    (vote,) = events(result, "vote")
-    assert not vote["unfinished"] and vote["pool"] == 4
-    by_id = nodes(result)
-    assert {by_id[i]["step"].split()[0]: round(by_id[i]["score"], 6) for i in stop["unscored"]} == {
-        "n100": 0.8, "n101": 0.8, "n200": 0.5, "n201": 0.5
-    }  # fmt: skip
-    assert all(by_id[i]["unscored"] and by_id[i]["scores"] == [] for i in stop["unscored"])
-    assert result.answer == "7"  # weighted: 0.8 + 0.8 for 7 against 0.5 + 0.5 for 9
 
 
 @settings(max_examples=25, deadline=None)

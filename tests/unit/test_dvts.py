@@ -1,4 +1,5 @@
-"""DVTS on the scripted backend: independent subtrees, the best proposal per subtree, completed-only votes."""
+"""DVTS on the scripted backend: independent subtrees, the best proposal per subtree, completed-only votes
+(and, with beam search, what a refused scoring call leaves)."""
 
 from __future__ import annotations
 
@@ -101,16 +102,18 @@ def test_with_no_completed_subtree_the_current_nodes_stand_in() -> None:
     assert vote["unfinished"] and vote["pool"] == 2
 
 
-def test_finished_proposals_whose_scoring_was_refused_complete_their_subtree(monkeypatch: Any) -> None:
-    # subtree 0 goes n1 (0.9) -> n10 (0.8), subtree 1 n2 -> n20 (0.5); round 2 finishes all four proposals,
-    # and its scoring call is refused: they were paid for, so each subtree completes with them
+@pytest.mark.parametrize("search", [BeamSearch, DVTS])
+def test_finished_solutions_whose_scoring_was_refused_still_answer(search: Any, monkeypatch: Any) -> None:
+    # both keep n1 (0.9) then n10 (0.8), and n2 (0.5) then n20 (0.5) (beam search as its two beams, DVTS as
+    # its two subtrees); round 2 finishes all four candidates, and its scoring call is refused: they were
+    # paid for, so they answer, with their parent's score standing in, rather than the unfinished beams
     answers = {"n100": "7", "n101": "7", "n200": "9", "n201": "9"}
     gen = search_gen(
         named_policy(depth=3, answer=lambda name: answers.get(name, "0")),
         prefer({"n0": 10, "n1": 90, "n10": 80, "n11": 30}),
     )
     refuse_scoring_from(3, monkeypatch)
-    result = solve(DVTS(n=4, beam_width=2), gen)
+    result = solve(search(n=4, beam_width=2), gen)
     stop = events(result, "stop")[-1]
     assert stop["reason"] == "budget" and stop["iteration"] == 2
     assert step_names(result, stop["unscored"]) == ["n100", "n101", "n200", "n201"]
@@ -121,7 +124,7 @@ def test_finished_proposals_whose_scoring_was_refused_complete_their_subtree(mon
         "n100": 0.8, "n101": 0.8, "n200": 0.5, "n201": 0.5
     }  # fmt: skip
     assert all(by_id[i]["unscored"] and by_id[i]["status"] == "complete" for i in stop["unscored"])
-    assert result.answer == "7"
+    assert result.answer == "7"  # weighted: 0.8 + 0.8 for 7 against 0.5 + 0.5 for 9
 
 
 @settings(max_examples=20, deadline=None)
