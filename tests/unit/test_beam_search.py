@@ -120,8 +120,15 @@ def test_lookahead_scores_a_candidate_by_a_greedy_rollout_of_k_steps() -> None:
     calls = policy_calls(gen)
     assert calls[1][1].temperature == 0.0 and calls[1][1].n == 1 and len(calls[1][0]) == 2
     n1 = next(n for n in events(result, "node") if n["step"] == "n1")
-    assert n1["scores"] == pytest.approx([0.3]) and n1["score"] == pytest.approx(0.9)
+    # "last" aggregation judges only the end of the rollout, not the step it started from
+    assert (
+        n1["scores"] == [] and n1["tail_scores"] == pytest.approx([0.9]) and n1["score"] == pytest.approx(0.9)
+    )
     assert n1["lookahead"] == ["n10"]
+    gen = search_gen(named_policy(depth=4), pct)
+    result = solve(BeamSearch(n=2, beam_width=2, iterations=1, lookahead=1, aggregation="min"), gen)
+    n1 = next(n for n in events(result, "node") if n["step"] == "n1")
+    assert n1["scores"] == pytest.approx([0.3]) and n1["score"] == pytest.approx(0.3)  # min(0.3, 0.9)
 
 
 def test_seeds_advance_with_every_sample_drawn() -> None:

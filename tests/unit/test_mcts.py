@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from search_helpers import (
     events,
     judge_calls,
+    judged_steps,
     named_policy,
     nodes,
     policy_calls,
@@ -152,6 +153,23 @@ def test_rollouts_are_greedy_bounded_and_run_to_the_end() -> None:
     assert (rollout[1].n, rollout[1].temperature, rollout[1].max_tokens, rollout[1].stop) == (1, 0.0, 77, ())
     assert len(rollout[0]) == 3
     assert all("rollout" in n for n in events(result, "node") if n["depth"] == 1)
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "judged", "tail"), [("last", [3, 3, 3], 1), ("min", [1, 1, 1, 2, 2, 2, 3, 3, 3], 2)]
+)
+def test_a_rollout_is_judged_at_its_last_step_alone_when_only_that_counts(
+    aggregation: str, judged: list[int], tail: int
+) -> None:
+    # each of the root's 3 children (step 1) is rolled out by 2 more steps; with "last" aggregation only
+    # the third step's verdict counts, so it is the only one asked for
+    gen = search_gen(named_policy(depth=5))
+    result = solve(MCTS(iterations=1, k=3, aggregation=aggregation), gen)  # type: ignore[arg-type]
+    [(prompts, _)] = judge_calls(gen)
+    assert sorted(len(judged_steps(p)) for p in prompts) == judged
+    children = [n for n in events(result, "node") if n["depth"] == 1]
+    assert len(children) == 3 and all(len(n["tail_scores"]) == tail for n in children)
+    assert all(n["score"] == pytest.approx(0.5) for n in children)
 
 
 @settings(max_examples=20, deadline=None)

@@ -18,6 +18,7 @@ from ttscale.scorers.process import (
     aggregate,
     build_process_scorer,
     check_prm_name,
+    checked_last_scores,
     checked_step_scores,
 )
 from ttscale.strategies.beam_search import BeamSearch
@@ -77,6 +78,19 @@ def test_prefixes_already_judged_are_not_judged_again() -> None:
     assert len(gen.calls) == 2
     prm.score_steps(Problem("Another problem"), [["a"]])  # same steps, other problem: judged anew
     assert len(gen.calls) == 3
+
+
+def test_last_step_scoring_judges_only_each_candidates_whole_path_and_shares_the_memo() -> None:
+    gen = judge({"a": 90, "b": 20, "c": 60})
+    prm = LLMJudgePRM(gen)
+    assert prm.score_last(PROBLEM, [["a", "b", "c"], ["b"], ["a", "b", "c"]]) == pytest.approx(
+        [0.6, 0.2, 0.6]
+    )
+    [(prompts, _)] = gen.calls
+    assert [judged_steps(p) for p in prompts] == [["a", "b", "c"], ["b"]]  # no shorter prefix
+    assert prm.score_steps(PROBLEM, [["a", "b", "c"]]) == [pytest.approx([0.9, 0.2, 0.6])]
+    assert [judged_steps(p) for p in gen.calls[1][0]] == [["a"], ["a", "b"]]  # [a b c] remembered
+    assert prm.score_last(PROBLEM, [["a", "b"]]) == pytest.approx([0.2]) and len(gen.calls) == 2
 
 
 def test_the_prompt_of_step_k_plus_1_extends_the_prompt_of_step_k_up_to_its_question() -> None:
@@ -167,6 +181,33 @@ def test_missing_or_nan_scores_are_refused(out: list[list[float]], message: str)
         checked_step_scores(_Fixed(out), PROBLEM, [["a", "b"], ["a", "c"]])
 
 
+class _FixedLast(_Fixed):
+    """A process scorer that can score last steps alone, returning fixed values."""
+
+    def __init__(self, out: list[list[float]], last: list[object]) -> None:
+        super().__init__(out)
+        self.last = last
+
+    def score_last(self, problem: Problem, steps: Sequence[Sequence[str]]) -> list[object]:
+        return self.last
+
+
+def test_last_scores_come_from_score_last_where_a_scorer_has_it_and_are_checked_alike() -> None:
+    steps = [["a", "b"], ["c"]]
+    assert checked_last_scores(_Fixed([[0.1, 0.2], [0.3]]), PROBLEM, steps) == [0.2, 0.3]
+    assert checked_last_scores(_FixedLast([], [0.7, 0.4]), PROBLEM, steps) == [0.7, 0.4]
+    with pytest.raises(
+        GenerationError, match="'fixed-prm' gave nan instead of a finite score for step 1 of candidate 1"
+    ):
+        checked_last_scores(_FixedLast([], [0.7, math.nan]), PROBLEM, steps)
+    with pytest.raises(GenerationError, match="scored 1 of 2 candidate solutions"):
+        checked_last_scores(_FixedLast([], [0.7]), PROBLEM, steps)
+    with pytest.raises(GenerationError, match="gave no score for step 1 of candidate 1"):
+        checked_last_scores(_Fixed([[0.1, 0.2], []]), PROBLEM, steps)
+    with pytest.raises(ConfigError, match="candidate 1 has no steps"):
+        checked_last_scores(_FixedLast([], [0.7, 0.4]), PROBLEM, [["a"], []])
+
+
 def test_extra_scores_are_trimmed_to_the_steps() -> None:
     assert checked_step_scores(_Fixed([[0.1, 0.2, 0.3]]), PROBLEM, [["a", "b"]]) == [[0.1, 0.2]]
 
@@ -186,6 +227,9 @@ def test_orm_as_prm_scores_each_prefix_as_a_whole_solution() -> None:
     assert "Proposed solution:\nalpha\n\nbeta\n\ngamma" in prompts[2].messages[-1].content
     prm.score_steps(PROBLEM, [["alpha", "beta"]])  # remembered
     assert len(gen.calls) == 1
+    assert prm.score_last(PROBLEM, [["alpha", "gamma"], ["alpha", "beta"]]) == pytest.approx([0.3, 0.9])
+    [(prompts, _)] = gen.calls[1:]
+    assert len(prompts) == 1 and "Proposed solution:\nalpha\n\ngamma" in prompts[0].messages[-1].content
 
 
 def test_orm_as_prm_refuses_scorers_that_read_policy_logprobs() -> None:

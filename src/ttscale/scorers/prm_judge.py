@@ -21,6 +21,8 @@ Memo. Tree search scores the same prefixes over and over (every child repeats it
 step's score depends only on the steps up to it, so each (problem, steps 1..k) is judged once per scorer
 (one scorer lives for one solve); each call to :meth:`LLMJudgePRM.score_steps` sends all new prefixes in
 one batched generate call, ordered so that the prefixes of one candidate are adjacent.
+:meth:`LLMJudgePRM.score_last` judges only each candidate's whole path (all ``last`` aggregation reads),
+through the same memo.
 
 Failures are loud. A judge completion without a token record, or with a NaN logprob, raises
 :class:`~ttscale.errors.GenerationError` naming the judge model and the step (the outcome judge's
@@ -96,6 +98,17 @@ class LLMJudgePRM:
             [self._memo[(problem.question, tuple(cand[:k]))] for k in range(1, len(cand) + 1)]
             for cand in steps
         ]
+
+    def score_last(self, problem: Problem, steps: Sequence[Sequence[str]]) -> list[float]:
+        """Only each candidate's last step judged (what ``last`` aggregation reads); memo shared."""
+        where: dict[Key, tuple[int, int]] = {}
+        for i, cand in enumerate(steps):
+            key = (problem.question, tuple(cand))
+            if key not in self._memo:
+                where.setdefault(key, (i, len(cand)))
+        if where:
+            self._judge_all(problem, where)
+        return [self._memo[(problem.question, tuple(cand))] for cand in steps]
 
     def _judge_all(self, problem: Problem, where: dict[Key, tuple[int, int]]) -> None:
         todo = sorted(where, key=lambda key: where[key])  # a candidate's prefixes side by side

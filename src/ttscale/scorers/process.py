@@ -25,13 +25,18 @@ Aggregation (:func:`aggregate`) folds a solution's step scores into one number:
 - ``prod``: the product, P(all steps correct) if steps were independent (Lightman et al. 2023).
 - ``min``: the weakest step, common in PRM work (e.g. Wang et al. 2024, Math-Shepherd, arXiv 2312.08935).
 - ``mean``: the average, a gentler alternative to ``min``.
+
+Under ``last`` the searches ask only for the last step's score (:func:`checked_last_scores`). The step
+judge and ORM-as-PRM then judge one prefix per candidate instead of every prefix
+(:class:`LastStepScorer`); a trained PRM scores every step in one forward pass anyway and is read as
+before.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from ..backends.base import Generator
 from ..errors import CapabilityError, ConfigError, GenerationError
@@ -56,6 +61,19 @@ class ProcessScorer(Protocol):
 
     def score_steps(self, problem: Problem, steps: Sequence[Sequence[str]]) -> list[list[float]]:
         """For each candidate (a sequence of steps), one score per step, in order."""
+        ...
+
+
+@runtime_checkable
+class LastStepScorer(ProcessScorer, Protocol):
+    """A process scorer that can judge only the last step of each candidate, for less than all of them.
+
+    With ``last`` aggregation a search needs nothing else, and for a judge model the earlier steps cost a
+    prompt and a verdict each: an MCTS rollout of six steps would be judged six times to use one score.
+    """
+
+    def score_last(self, problem: Problem, steps: Sequence[Sequence[str]]) -> list[float]:
+        """For each candidate (a non-empty sequence of steps), the score of its last step."""
         ...
 
 
@@ -100,6 +118,30 @@ def checked_step_scores(
     return [list(s[: len(c)]) for c, s in zip(steps, out, strict=True)]
 
 
+def checked_last_scores(
+    scorer: ProcessScorer, problem: Problem, steps: Sequence[Sequence[str]]
+) -> list[float]:
+    """The last step's score of each candidate: ``score_last`` where the scorer has it (judging nothing
+    else), else the last of :func:`checked_step_scores`; a missing or non-finite score is refused alike."""
+    for i, cand in enumerate(steps):
+        if not cand:
+            raise ConfigError(f"candidate {i} has no steps: there is no last step to score")
+    if not isinstance(scorer, LastStepScorer):
+        return [s[-1] for s in checked_step_scores(scorer, problem, steps)]
+    out = scorer.score_last(problem, steps) if steps else []
+    if len(out) != len(steps):
+        raise GenerationError(
+            f"process scorer {scorer.model_name!r} scored {len(out)} of {len(steps)} candidate solutions"
+        )
+    for i, (cand, value) in enumerate(zip(steps, out, strict=True)):
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise GenerationError(
+                f"process scorer {scorer.model_name!r} gave {value!r} instead of a finite score for "
+                f"step {len(cand)} of candidate {i}"
+            )
+    return [float(v) for v in out]
+
+
 class OrmAsPrm:
     """An outcome scorer applied to each prefix of steps: step k's score is the score of steps 1..k.
 
@@ -123,16 +165,25 @@ class OrmAsPrm:
         return self._model_name
 
     def score_steps(self, problem: Problem, steps: Sequence[Sequence[str]]) -> list[list[float]]:
-        keys = [(problem.question, tuple(c[:k])) for c in steps for k in range(1, len(c) + 1)]
+        self._score_new(
+            [(problem.question, tuple(c[:k])) for c in steps for k in range(1, len(c) + 1)], problem
+        )
+        return [
+            [self._memo.get((problem.question, tuple(c[:k])), math.nan) for k in range(1, len(c) + 1)]
+            for c in steps
+        ]
+
+    def score_last(self, problem: Problem, steps: Sequence[Sequence[str]]) -> list[float]:
+        """Each candidate's whole text scored once (its last step's score), no shorter prefix."""
+        self._score_new([(problem.question, tuple(c)) for c in steps], problem)
+        return [self._memo.get((problem.question, tuple(c)), math.nan) for c in steps]
+
+    def _score_new(self, keys: Sequence[tuple[str, tuple[str, ...]]], problem: Problem) -> None:
         todo = list(dict.fromkeys(k for k in keys if k not in self._memo))
         if todo:
             texts = [Sample(self.separator.join(prefix)) for _, prefix in todo]
             scores = self.outcome.score(problem, texts)
             self._memo.update(zip(todo, scores, strict=False))
-        return [
-            [self._memo.get((problem.question, tuple(c[:k])), math.nan) for k in range(1, len(c) + 1)]
-            for c in steps
-        ]
 
 
 def check_prm_name(name: str) -> None:

@@ -17,7 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..scorers.process import Aggregation, ProcessScorer, aggregate, checked_step_scores
+from ..scorers.process import (
+    Aggregation,
+    LastStepScorer,
+    ProcessScorer,
+    aggregate,
+    checked_last_scores,
+    checked_step_scores,
+)
 from ..types import Completion, Problem, SamplingParams
 from .steps import StepFormat, is_terminal
 from .tree import Node, Tree
@@ -120,9 +127,21 @@ class Searcher:
 
         ``node.scores`` keeps the path's own step scores; ``node.score`` aggregates path and tail, so a
         lookahead or rollout scores the step it started from (Snell et al.'s lookahead rule).
+
+        With ``last`` aggregation only the last step of path and tail is judged, where the scorer can do
+        that alone (:class:`~ttscale.scorers.process.LastStepScorer`): ``node.scores`` is then that one
+        score, or empty when it is a tail's (in ``extra["tail_scores"]``).
         """
         paths = [self.tree.steps(n.id) for n in nodes]
         full = [p + list(t) for p, t in zip(paths, tails, strict=True)] if tails is not None else paths
+        if self.aggregation == "last" and isinstance(self.prm, LastStepScorer):
+            lasts = checked_last_scores(self.prm, self.problem, full)
+            for node, path, steps, last in zip(nodes, paths, full, lasts, strict=True):
+                node.score = last
+                node.scores, tail = ((), [last]) if len(steps) > len(path) else ((last,), [])
+                if tail:
+                    node.extra["tail_scores"] = tail
+            return
         scores = checked_step_scores(self.prm, self.problem, full)
         for node, path, s in zip(nodes, paths, scores, strict=True):
             node.scores = tuple(s[: len(path)])
