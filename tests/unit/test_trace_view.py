@@ -18,7 +18,7 @@ from ttscale.errors import TraceFileError
 from ttscale.strategies.mcts import MCTS
 from ttscale.types import Problem, Result, TraceEvent, Usage
 from ttscale.viewer import read_trace, render_trace_html, trace_document, write_trace
-from ttscale.viewer.trace_file import check_writable
+from ttscale.viewer.trace_file import check_writable, write_text_atomic
 
 runner = CliRunner()
 
@@ -39,6 +39,16 @@ def test_a_trace_file_round_trips_the_result_and_the_question(tmp_path: Path) ->
     nodes = [e for e in doc["trace"] if e["kind"] == "node"]
     assert nodes[0]["id"] == 0 and len(nodes) == 1 + 3 * 2  # root + k children for each of 3 expansions
     assert [p.name for p in tmp_path.iterdir()] == ["t.json"]  # no temporary file left behind
+
+
+def test_written_files_are_readable_by_others_as_the_umask_allows(tmp_path: Path) -> None:
+    # the atomic write's temporary file must not keep a private 0600 mode: reports and traces get served
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "report.html", "<html></html>")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.html").stat().st_mode & 0o777 == 0o644
 
 
 @pytest.mark.parametrize(
