@@ -40,3 +40,17 @@ def test_self_certainty_scores_are_finite_and_positive(small: LlamaCppGenerator)
     assert len(scores) == 3 and all(math.isfinite(s) and s > 0 for s in scores)
     assert result.confidence == max(scores)  # naive: the winner is the top-scored sample
     assert result.usage.total.calls == 1  # no judge call
+
+
+def test_the_followup_judge_reads_the_solutions_from_the_policys_cache(small: LlamaCppGenerator) -> None:
+    # the same draw (same seed) judged both ways; the follow-up judge runs first, so it also pays for the
+    # policy prompt that the fresh judge's run then finds cached
+    follow = solve(PROBLEM, "best_of_n", generator=small, scorer="followup_judge", **SHORT)
+    fresh = solve(PROBLEM, "best_of_n", generator=small, scorer="llm_judge", **SHORT)
+    texts = [s["text"] for s in data(follow, "sample")]
+    assert texts == [s["text"] for s in data(fresh, "sample")]
+    assert all(0.0 <= s["score"] <= 1.0 for s in data(follow, "sample"))
+    solution_tokens = sum(s["tokens"] for s in data(follow, "sample"))
+    computed = follow.usage.total.prompt_tokens  # prompt tokens computed; cache hits are counted apart
+    assert follow.usage.total.cached_prompt_tokens >= solution_tokens  # each solution served from cache
+    assert computed + solution_tokens <= fresh.usage.total.prompt_tokens  # the fresh judge reads them anew

@@ -14,11 +14,11 @@ from ttscale.backends.scripted import ScriptedGenerator, ScriptedModel
 from ttscale.errors import CapabilityError
 from ttscale.prompts import MATH_COT_SYSTEM_PROMPT
 from ttscale.scorers import Sample
-from ttscale.scorers.llm_judge import JUDGE_SYSTEM_PROMPT
+from ttscale.scorers.llm_judge import FOLLOWUP_QUESTION, JUDGE_SYSTEM_PROMPT, FollowupJudge
 from ttscale.strategies import best_of_n as bon
 from ttscale.strategies import build_strategy
 from ttscale.strategies.best_of_n import BestOfN
-from ttscale.types import Prompt
+from ttscale.types import Message, Prompt
 
 PROBLEM = Problem("What is 2 + 3?")
 Boxed = Callable[..., str]
@@ -119,6 +119,37 @@ def test_self_judge_is_metered_under_the_policy_model(boxed: Boxed) -> None:
     assert draw_params.n == 4 and draw_params.logprobs is None  # the judge reads text only
     assert (draw_params.temperature, draw_params.top_k, draw_params.top_p) == (0.7, 40, 0.95)
     assert len(judge_prompts) == 4 and judge_params.max_tokens == 1 and judge_params.logprobs == 20
+
+
+def test_the_followup_judge_asks_in_the_conversation_that_produced_each_solution(boxed: Boxed) -> None:
+    def respond(prompt: Prompt, k: int) -> str:
+        if prompt.messages[-1].content == FOLLOWUP_QUESTION:
+            return "J90" if "boxed{5}" in prompt.messages[-2].content else "J20"
+        return boxed("5")
+
+    gen = ScriptedGenerator(respond, top_fn=verdict_top)
+    result, _ = run(BestOfN(n=1, scorer="followup_judge", max_tokens=64), gen)
+    (policy_prompts, _), (judge_prompts, _) = gen.calls
+    (sample,) = events(result, "sample")
+    (asked,) = judge_prompts
+    policy = policy_prompts[0]
+    assert asked.messages[: len(policy.messages)] == policy.messages  # the policy's own conversation
+    assert asked.messages[len(policy.messages) :] == (
+        Message("assistant", sample["text"]),  # its response (assistant prefix included), turn closed
+        Message("user", FOLLOWUP_QUESTION),
+    )
+    assert asked.assistant_prefix == ""
+    assert sample["score"] == pytest.approx(0.9) and result.answer == "5"
+    assert events(result, "vote")[0]["scorer"] == "followup_judge"
+
+
+def test_a_followup_judge_without_the_policy_prompt_uses_the_cot_conversation() -> None:
+    judge = FollowupJudge(ScriptedGenerator(["J50"], top_fn=verdict_top))
+    asked = judge.sample_prompt(PROBLEM, Sample("It is 5."))
+    assert [m.role for m in asked.messages] == ["system", "user", "assistant", "user"]
+    assert (
+        asked.messages[0].content == MATH_COT_SYSTEM_PROMPT and PROBLEM.question in asked.messages[1].content
+    )
 
 
 class _Judge(ScriptedGenerator):

@@ -244,7 +244,7 @@ def test_process_scorer_names() -> None:
     for bad in ("orm:nope", "hf_prm", "orm:"):
         with pytest.raises(
             ConfigError,
-            match="prm must be llm_judge_prm, hf:<Hugging Face PRM> or one of orm:confidence, orm:llm_judge",
+            match="prm must be llm_judge_prm, hf:<Hugging Face PRM> or one of orm:confidence, orm:followup_judge, orm:llm_judge",
         ):
             check_prm_name(bad)
     gen = judge({})

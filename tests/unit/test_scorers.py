@@ -45,10 +45,10 @@ def judge_gen(top: dict[str, Sequence[tuple[str, float]]], name: str = "judge") 
 
 
 def test_registry_names_and_specs() -> None:
-    assert SCORERS.names() == ["confidence", "llm_judge", "self_certainty"]
+    assert SCORERS.names() == ["confidence", "followup_judge", "llm_judge", "self_certainty"]
     specs = {name: SCORERS.get(name) for name in SCORERS.names()}
     assert all(isinstance(s, ScorerSpec) for s in specs.values())
-    assert [n for n, s in specs.items() if s.needs_judge] == ["llm_judge"]
+    assert [n for n, s in specs.items() if s.needs_judge] == ["followup_judge", "llm_judge"]
 
 
 # -- LLM judge ------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..backends.base import Generator
 from ..compute import span_flops
 from ..errors import CapabilityError
-from ..types import Completion, Problem, TokenLogprob
+from ..types import Completion, Problem, Prompt, TokenLogprob
 
 if TYPE_CHECKING:
     from ..compute import Meter
@@ -46,6 +46,10 @@ class Sample:
     completion: Completion | None = field(
         default=None,
         metadata={"help": "The generation behind the text, with token logprobs when they were asked for."},
+    )
+    prompt: Prompt | None = field(
+        default=None,
+        metadata={"help": "The prompt the response answers (a judge continuing that conversation reads it)."},
     )
 
 

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from ..backends.base import Generator, Tokenizer, require
 from ..compute import span_flops
 from ..errors import CapabilityError
-from ..types import Completion, Problem, Prompt, SamplingParams
+from ..prompts import cot_prompt
+from ..types import Completion, Message, Problem, Prompt, SamplingParams
 from .base import Sample, ScorerSpec
 
 YES_WORDS = ("Yes", " Yes", "yes", " yes")
@@ -50,6 +51,12 @@ JUDGE_TEMPLATE = (
     "Is this solution correct? Answer Yes or No."
 )
 """User message of the judge: the Yes/No question comes last, so the judge's next token is its verdict."""
+
+FOLLOWUP_QUESTION = (
+    "Check the solution above step by step and check its final answer. "
+    "Is the solution correct? Answer Yes or No."
+)
+"""The user turn :class:`FollowupJudge` adds after the solution; the verdict is the reply's first token."""
 
 COST_MARGIN = 32
 """Judge tokens allowed per sample beyond its policy tokens when estimating the judging cost (the response
@@ -103,8 +110,12 @@ class LLMJudge:
         text = JUDGE_TEMPLATE.format(question=problem.question.strip(), solution=solution.strip())
         return Prompt.user(text, system=JUDGE_SYSTEM_PROMPT)
 
+    def sample_prompt(self, problem: Problem, sample: Sample) -> Prompt:
+        """The judge prompt for one sample (this judge reads only its text)."""
+        return self.prompt(problem, sample.text)
+
     def cost(self, problem: Problem, sample_tokens: Sequence[int]) -> tuple[int, float]:
-        base = self.generator.count_prompt_tokens([self.prompt(problem, "")])[0]
+        base = self.generator.count_prompt_tokens([self.sample_prompt(problem, Sample(""))])[0]
         tokens, flops = 0, 0.0
         for t in sample_tokens:
             length = base + t + COST_MARGIN + 1  # the prompt with the solution in it, plus the verdict token
@@ -117,7 +128,7 @@ class LLMJudge:
         if not samples:
             return []
         params = SamplingParams(n=1, max_tokens=1, temperature=0.0, logprobs=self.top_logprobs)
-        out = self.generator.generate([self.prompt(problem, s.text) for s in samples], params)
+        out = self.generator.generate([self.sample_prompt(problem, s) for s in samples], params)
         return [self.read(group[0]) for group in out]
 
     def read(self, completion: Completion) -> Verdict:
@@ -133,11 +144,45 @@ class LLMJudge:
         return [v.score for v in self.verdicts(problem, samples)]
 
 
+class FollowupJudge(LLMJudge):
+    """The judge's question asked as the next turn of the conversation that produced the solution.
+
+    The prompt is the policy's own conversation, its response as a closed assistant turn, then
+    :data:`FOLLOWUP_QUESTION` as a user turn; the verdict is read as :class:`LLMJudge` reads it. When the
+    policy judges itself on a backend with a prefix cache, everything up to the question is the sequence
+    it has just generated, so judging a solution prefills a few dozen tokens instead of the whole
+    solution again (:data:`JUDGE_TEMPLATE` restates question and solution in a new conversation). This is
+    self-verification in context (Weng et al. 2023, "Large Language Models are Better Reasoners with
+    Self-Verification", arXiv 2212.09561, ask the model about its own answer); a model may favour what
+    it just wrote, which is why :class:`LLMJudge`, a fresh grader, stays the default.
+
+    A sample without its prompt (ORM-as-PRM's prefixes) is placed in the zero-shot CoT conversation.
+    """
+
+    def sample_prompt(self, problem: Problem, sample: Sample) -> Prompt:
+        base = sample.prompt
+        if base is None:
+            base = cot_prompt(problem.question, continue_prefix=False)
+        turns = (Message("assistant", sample.text), Message("user", FOLLOWUP_QUESTION))
+        return Prompt((*base.messages, *turns))
+
+
 def _build(policy: Generator, judge: Generator | None) -> LLMJudge:
     return LLMJudge(judge if judge is not None else policy)
+
+
+def _build_followup(policy: Generator, judge: Generator | None) -> LLMJudge:
+    return FollowupJudge(judge if judge is not None else policy)
 
 
 SPEC = ScorerSpec(
     _build, needs_judge=True, summary="P(Yes) of a judge model asked whether the solution is correct"
 )
 """The registry entry of ``llm_judge``."""
+
+FOLLOWUP_SPEC = ScorerSpec(
+    _build_followup,
+    needs_judge=True,
+    summary="P(Yes) to 'Is the solution correct?' asked as the next turn of the solution's own conversation",
+)
+"""The registry entry of ``followup_judge``."""

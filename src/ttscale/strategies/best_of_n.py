@@ -16,7 +16,9 @@ the winner's share of the summed scores (weighted) or its score (naive). If no s
 answer, normalised final lines stand in for answers.
 
 Scorers: ``llm_judge`` (P(Yes) of a judge: the policy model itself unless ``judge_model`` names another,
-opened for this solve only and closed after), ``self_certainty`` and ``confidence`` (both read the
+opened for this solve only and closed after), ``followup_judge`` (the same question asked as the next
+turn of each sample's own conversation, which a self-judge reads from the prefix cache instead of
+prefilling every solution again), ``self_certainty`` and ``confidence`` (both read the
 policy's own top-20 logprobs, so samples are drawn with logprobs=20). The judge is metered on the solve's
 ledger: its tokens count under its model name and come out of the same budget.
 
@@ -66,7 +68,8 @@ class BestOfN:
         default=8, metadata={"help": "Solutions to sample and score (fewer if the budget runs out)."}
     )
     scorer: str = field(
-        default="llm_judge", metadata={"help": "Outcome scorer: llm_judge, self_certainty or confidence."}
+        default="llm_judge",
+        metadata={"help": "Outcome scorer: llm_judge, followup_judge, self_certainty or confidence."},
     )
     selection: Literal["weighted", "naive"] = field(
         default="weighted",
@@ -112,7 +115,7 @@ class BestOfN:
         with self._judge(spec, generator) as judge:
             scorer = spec.build(generator, judge)  # a missing capability fails here, before any sampling
             drawn, stop = self._draw(problem, prompt, generator, scorer)
-            samples = [Sample(prompt.assistant_prefix + c.text, c) for c in drawn]
+            samples = [Sample(prompt.assistant_prefix + c.text, c, prompt) for c in drawn]
             scores, cut = self._score(problem, scorer, samples)
             judge_name = judge.model.name if judge is not None else None
         answers, kind, method = _answers(problem, samples[: len(scores)])
