@@ -11,6 +11,9 @@ Workload: ``--problems`` GSM8K questions in flight, each drawing ``--rounds`` re
 one after another (as adaptive consistency draws its batches), on one engine with 64 slots of 2048 cells.
 Reported per mode: decode tokens/s (tokens decoded / time in decode steps), passes per step (runs of
 consecutive ids, 1 is ideal) and streams moved.
+
+``--max-cached 1,48`` instead compares how many finished sequences the engine keeps as prefixes (all with
+compaction on): kept streams sit above the live ones, so they should cost no decode passes.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from ttscale.prompts import MATH_COT_SYSTEM_PROMPT
 from ttscale.types import Prompt, SamplingParams
 
 
-def run(model: str, compact: bool, problems: int, rounds: int, n: int, tokens: int) -> dict[str, Any]:
-    config = ContextConfig(n_seq_max=64, seq_len=2048, max_cached=1, compact_slots=compact)
+def run(
+    model: str, compact: bool, problems: int, rounds: int, n: int, tokens: int, max_cached: int = 1
+) -> dict[str, Any]:
+    config = ContextConfig(n_seq_max=64, seq_len=2048, max_cached=max_cached, compact_slots=compact)
     questions = [e.problem.question for e in load("gsm8k", limit=problems)]
     with LlamaCppGenerator.from_model(model, config) as gen:
 
@@ -44,6 +49,7 @@ def run(model: str, compact: bool, problems: int, rounds: int, n: int, tokens: i
         s = gen.engine.stats
         return {
             "compact_slots": compact,
+            "max_cached": max_cached,
             "decode_tok_s": round(s.decoded_tokens / s.step_seconds, 1),
             "passes_per_step": round(s.id_runs / s.decode_steps, 2),
             "slot_moves": s.slot_moves,
@@ -60,8 +66,16 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=512)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--max-cached",
+        default="",
+        help="Comma-separated max_cached values to compare, all with compaction on (default: compaction "
+        "on against off, max_cached 1).",
+    )
     a = ap.parse_args()
-    rows = [run(a.model, compact, a.problems, a.rounds, a.n, a.tokens) for compact in (True, False)]
+    on_off = [(True, 1), (False, 1)]
+    modes = [(True, int(m)) for m in a.max_cached.split(",")] if a.max_cached else on_off
+    rows = [run(a.model, compact, a.problems, a.rounds, a.n, a.tokens, m) for compact, m in modes]
     out = {
         "model": a.model,
         "problems": a.problems,

@@ -72,3 +72,23 @@ def test_a_cached_prefix_moved_out_of_the_way_still_serves_its_prompt(small_path
         again = gen.generate([PROMPTS[0]], greedy(gen, LENGTHS[0]))[0][0]
         assert again.cached_prompt_tokens == again.prompt_tokens - 1  # the moved KV serves the prompt
         assert again.token_ids == first[0].token_ids
+
+
+def test_with_every_slot_in_use_cached_prefixes_in_the_way_give_way(small_path: Path) -> None:
+    # five requests on five slots, every finished sequence kept: when the first short one finishes on id
+    # 0 there is no free slot to move it to, so it is evicted and the top live one moves down into id 0
+    config = ContextConfig(n_seq_max=5, seq_len=256, max_cached=8)
+    with LlamaCppGenerator(small_path, config=config) as gen:
+        reqs = [
+            gen.engine.submit(gen.tokens(p), greedy(gen, k), 1, 0)
+            for p, k in zip(PROMPTS, LENGTHS, strict=True)
+        ]
+        outs = [r.future.result(timeout=300)[0].token_ids for r in reqs]
+        stats = gen.engine.stats
+    assert stats.evictions >= 1 and stats.slot_moves >= 2
+    # one pass per step, but for one step at most: the second short one finishes on id 2 and moves up
+    # into the slot the first move vacated, and that id is reused only at the next plan (unpacked, the
+    # gap it leaves would cost two passes at each of the ~37 steps left)
+    assert stats.id_runs <= stats.decode_steps + 1
+    packed, _ = run(small_path, compact=True, max_cached=0)
+    assert outs == packed  # the moved streams continue exactly

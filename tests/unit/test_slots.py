@@ -57,7 +57,10 @@ def _live(table: SlotTable, *ids: int) -> None:
 
 def _apply(table: SlotTable) -> list[tuple[int, int]]:
     """Run one compaction plan through move(); the (old id, new id) of each move."""
-    return [table.move(src, dst) for src, dst in table.compaction()]
+    plan = table.compaction()
+    for slot in plan.evict:
+        table.clear(slot)
+    return [table.move(src, dst) for src, dst in plan.moves]
 
 
 def _ids(table: SlotTable, live: bool) -> list[int]:
@@ -87,6 +90,35 @@ def test_cached_slots_make_way_and_their_holes_fill_at_the_next_plan() -> None:
     assert _ids(table, live=True) == [0, 1] and _ids(table, live=False) == [5]
     table.unpin(pin)
     assert pinned.pins == 0
+
+
+def test_with_no_free_slot_above_the_least_recently_used_cached_prefix_gives_way() -> None:
+    table = SlotTable(6)
+    _live(table, 0, 2, 4)
+    for i, used in ((1, 5), (3, 1), (5, 3)):  # every other slot cached: no free slot anywhere
+        _cached(table, i, [10 + i])
+        table.slots[i].last_used = used
+    blocker1, blocker3, above5 = table.slots[1], table.slots[3], table.slots[5]
+    plan = table.compaction()
+    # slot 3 is the least recently used: it is evicted and a live slot takes its place; slot 1 is more
+    # recent than slot 5 above the live ones, so slot 5 is evicted and slot 1 moves there
+    assert plan.evict == (above5, blocker3)
+    assert [(a.id, b.id) for a, b in plan.moves] == [(1, 5), (4, 3)]
+    assert _apply(table) == [(1, 5), (4, 3)]
+    assert blocker1.id == 5 and blocker1.tokens == [11]
+    assert _ids(table, live=True) == [0, 2, 3] and _ids(table, live=False) == [5]
+    assert _apply(table) == [(3, 1)]  # slot 1's old place, vacated by a move, is used at the next plan
+    assert _ids(table, live=True) == [0, 1, 2]
+
+
+def test_a_pinned_blocker_stays_unless_a_prefix_above_can_make_room() -> None:
+    table = SlotTable(3)
+    _live(table, 0, 2)
+    _cached(table, 1, [7])
+    pin = table.pin(table.slots[1])
+    assert table.compaction().evict == () and _apply(table) == []  # promised, and nothing else can go
+    table.unpin(pin)
+    assert [s.id for s in table.compaction().evict] == [1]
 
 
 def test_move_refuses_an_occupied_destination() -> None:

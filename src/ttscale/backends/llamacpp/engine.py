@@ -101,13 +101,13 @@ class Engine:
         native: NativeModel,
         max_seq_len: int,
         prefix_cache: bool = True,
-        max_cached: int = 4,
+        max_cached: int | None = None,
         compact: bool = True,
     ) -> None:
         self.native = native
         self.max_seq_len = max_seq_len
         self.prefix_cache = prefix_cache
-        self.max_cached = max_cached
+        self.max_cached = native.n_seq_max if max_cached is None else max_cached
         self.compact = compact
         self.stats = EngineStats()
         self._slots = SlotTable(native.n_seq_max)
@@ -352,7 +352,12 @@ class Engine:
     def _compact(self) -> None:
         """Move streams so the live sequences sit on consecutive ids (the copies run at the next decode)."""
         with self._slot_lock:
-            for src, dst in self._slots.compaction():
+            plan = self._slots.compaction()
+            for slot in plan.evict:  # cached prefixes in the way, with no free slot to move them to
+                self.native.seq_remove(slot.id)
+                self._slots.clear(slot)
+                self.stats.evictions += 1
+            for src, dst in plan.moves:
                 old, new = self._slots.move(src, dst)
                 self.native.seq_copy(old, new)
                 self.native.seq_remove(old)

@@ -42,11 +42,14 @@ class ContextConfig:
     """CPU threads; 0 means all cores."""
     prefix_cache: bool = True
     """Reuse the KV of earlier prompts sharing a token prefix (off only to measure what it saves)."""
-    max_cached: int = 4
-    """Finished sequences kept as reusable prefixes (step-wise search continues them); older ones are freed
-    at once. Kept streams are not free: a second round of 48 samples decoded at 111 tok/s with all 48
-    first-round samples kept, 120 with 4 kept, 142 with none (first round 136). Sampling-only workloads
-    can set 0 or 1."""
+    max_cached: int | None = None
+    """Finished sequences kept as reusable prefixes (step-wise search continues them, a judge re-reads
+    them); older ones are freed at once. None keeps every one until its slot is needed. Kept streams cost
+    no decode passes: compaction keeps them above the live sequences, and evicts the least recently used
+    one when no free slot is left to move one out of the way (16 problems x 2 rounds of 2 samples x 256
+    tokens decoded at 127.9 tok/s keeping 1 and 131.2 keeping 48, 1.04 passes per step both;
+    ``benchmarks/staggered_decode.py --max-cached 1,48``; before that eviction, keeping 48 gave 101.8
+    tok/s at 3.55 passes per step)."""
     compact_slots: bool = True
     """Keep live sequences on consecutive ids by moving streams into the holes finished ones leave
     (off only to measure what it saves): llama.cpp decodes each run of consecutive ids as its own pass."""

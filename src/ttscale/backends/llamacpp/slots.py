@@ -71,6 +71,14 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return lo
 
 
+@dataclass(frozen=True)
+class Compaction:
+    """One packing plan: the cached slots to clear first, then the moves to make."""
+
+    evict: tuple[Slot, ...]
+    moves: tuple[tuple[Slot, Slot], ...]
+
+
 class SlotTable:
     """Bookkeeping of slots; the engine performs the matching llama.cpp memory operations."""
 
@@ -131,31 +139,51 @@ class SlotTable:
         self.slots[new], self.slots[old] = src, dst
         return old, new
 
-    def compaction(self) -> list[tuple[Slot, Slot]]:
-        """Moves (occupied slot, free slot) that pack the live slots at the lowest ids.
+    def compaction(self) -> Compaction:
+        """Evictions and moves (occupied slot, free slot) that pack the live slots at the lowest ids.
 
         Cached slots below the highest live id go to the highest free slots above it; live slots at the
         top go down into free slots below them. A slot vacated by a move is not a destination in the same
         plan: llama.cpp copies streams at the next decode, so a chain of copies could read a stream after
         it was overwritten.
+
+        When a cached slot sits among the live ones and no free slot is left above them (the cache fills
+        every slot the live sequences do not use), one cached prefix is given up: the least recently used
+        unpinned one of the blocker itself and the cached slots above the live ones. Evicting the blocker
+        leaves a hole for a live slot; evicting one above frees a place for the blocker. Every decode step
+        would otherwise pay an extra pass over the weights per gap, while a lost prefix costs only a
+        prefill, and only if it would have been asked for again.
         """
         live = [s for s in self.slots if s.active]
         if not live:
-            return []
+            return Compaction((), ())
         top = live[-1].id
         free = [s for s in self.slots if s.free and not s.pins]
         above = [s for s in free if s.id > top]
+        spare = [s for s in self.cached() if s.id > top and not s.pins]  # least recently used first
+        evict: list[Slot] = []
+        holes: list[Slot] = []
         moves: list[tuple[Slot, Slot]] = []
         for cached in [s for s in self.slots if s.tokens and not s.active and s.id < top]:
-            if not above:
-                break
-            moves.append((cached, above.pop()))
-        below = [s for s in free if s.id < top]
+            if above:
+                moves.append((cached, above.pop()))
+                continue
+            victims = ([] if cached.pins else [cached]) + spare
+            if not victims:
+                continue  # pinned, and nothing above may go: it stays until its request is admitted
+            victim = min(victims, key=lambda v: v.last_used)
+            evict.append(victim)
+            if victim is cached:
+                holes.append(cached)
+            else:
+                spare.remove(victim)
+                moves.append((cached, victim))
+        below = sorted([s for s in free if s.id < top] + holes, key=lambda s: s.id)
         for hole, src in zip(below, reversed(live), strict=False):
             if src.id < hole.id:
                 break
             moves.append((src, hole))
-        return moves
+        return Compaction(tuple(evict), tuple(moves))
 
     def take(self, keep: Slot | None = None) -> tuple[Slot, bool]:
         """A slot to use: a free one, else the least recently used cached one (not ``keep``).
