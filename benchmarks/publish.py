@@ -55,6 +55,9 @@ class Entry:
     budget_tokens: int | None = None
     concurrency: int = 8
     """Problems in flight: more for single-sample strategies, fewer for wide ones (one engine batch)."""
+    slots: int | None = None
+    """Engine sequence slots (None: the default 32); the searches get room to keep every problem's
+    latest round cached."""
 
     def run_params(self) -> dict[str, str]:
         return {**self.params, "n": str(max(self.ns))} if self.ns else dict(self.params)
@@ -69,13 +72,17 @@ class Entry:
             parts.append("--n " + ",".join(map(str, self.ns)))
         if self.budget_tokens:
             parts.append(f"--budget-tokens {self.budget_tokens}")
+        if self.slots:
+            parts.append(f"--slots {self.slots}")
         parts.append(f"-c {self.concurrency}")
         return " ".join(p for p in parts if p)
 
 
 def _plan_for(dataset: str) -> list[Entry]:
     d = dataset
-    search = dict(budget_tokens=SEARCH_BUDGET, concurrency=12)
+    # 8 problems in flight, 4 live sequences each at most: 96 slots leave 64 for the prefix cache, enough
+    # for every problem's last round (its candidates and their judge prompts)
+    search = dict(budget_tokens=SEARCH_BUDGET, concurrency=8, slots=96)
     return [
         Entry(f"{d}/cot", d, SMALL, "cot", concurrency=16),
         Entry(f"{d}/cot_large", d, LARGE, "cot", concurrency=8),
@@ -124,7 +131,7 @@ PLAN = (
 
 def _runner(store: RunStore, entry: Entry) -> Runner:
     common = _common(entry.dataset, LIMITS[entry.dataset], None, None, entry.concurrency, entry.budget_tokens,
-                     None)  # fmt: skip
+                     None, entry.slots)  # fmt: skip
     return Runner(store, common, _Where(ExecutorKind.local, None, None, 0.0))
 
 

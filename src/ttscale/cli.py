@@ -98,10 +98,13 @@ def _load_script(path: Path | None) -> list[str]:
     return data
 
 
-def open_generator(backend: Backend, model: str | None, script: Path | None, delay: float = 0.0) -> Generator:
+def open_generator(
+    backend: Backend, model: str | None, script: Path | None, delay: float = 0.0, slots: int | None = None
+) -> Generator:
     """Build the generator for ``backend``; the llama.cpp engine is imported only here.
 
-    ``delay`` (scripted only) makes each call sleep, so tests can interrupt a run mid-way.
+    ``delay`` (scripted only) makes each call sleep, so tests can interrupt a run mid-way. ``slots``
+    (llama.cpp only) sizes the engine: sequences held at once, running or cached.
     """
     if backend is Backend.scripted:
         from .backends.scripted import ScriptedGenerator, ScriptedModel
@@ -111,7 +114,12 @@ def open_generator(backend: Backend, model: str | None, script: Path | None, del
     from .backends.llamacpp import LlamaCppGenerator
     from .models import DEFAULT_MODEL
 
-    generator: Generator = LlamaCppGenerator.from_model(model or DEFAULT_MODEL)
+    if slots is None:
+        generator: Generator = LlamaCppGenerator.from_model(model or DEFAULT_MODEL)
+    else:
+        from .backends.llamacpp import ContextConfig
+
+        generator = LlamaCppGenerator.from_model(model or DEFAULT_MODEL, ContextConfig(n_seq_max=slots))
     return generator
 
 

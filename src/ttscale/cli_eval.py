@@ -39,6 +39,15 @@ StoreOpt = Annotated[
 Opt = typer.Option
 
 
+SlotsOpt = Annotated[
+    int | None,
+    Opt(
+        help="Sequences the llama.cpp engine holds at once, running or cached (default 32); more lets "
+        "more problems share the prefix cache, at seq_len x KV size each."
+    ),
+]
+
+
 class ExecutorKind(enum.StrEnum):
     local = "local"
     ray = "ray"
@@ -59,6 +68,7 @@ def eval_command(
     ] = None,
     budget_tokens: Annotated[int | None, Opt(help="Most tokens per problem.")] = None,
     budget_flops: Annotated[float | None, Opt(help="Most FLOPs per problem.")] = None,
+    slots: SlotsOpt = None,
     store: StoreOpt = None,
     resume: Annotated[str | None, Opt(help="Continue the interrupted run RUN_ID.")] = None,
     json_output: Annotated[bool, Opt("--json", help="Print one JSON summary object to stdout.")] = False,
@@ -78,7 +88,7 @@ def eval_command(
         given: dict[str, Any] = dict(
             dataset=dataset, model=model, strategy=strategy, params=parse_params(param or []), limit=limit,
             offset=offset, seed=seed, concurrency=concurrency, budget_tokens=budget_tokens,
-            budget_flops=budget_flops, backend=backend.value if backend else None,
+            budget_flops=budget_flops, backend=backend.value if backend else None, slots=slots,
         )  # fmt: skip
         if ray_address is not None and executor is not ExecutorKind.ray:
             raise ConfigError("--ray-address needs --executor ray")
@@ -106,7 +116,14 @@ class _Where:
     def executor(self, config: EvalConfig, missing: int) -> tuple[Executor, Generator | None]:
         """The executor (not started), and the generator it runs on if it opened one here."""
         script = self.script.resolve() if self.script is not None else None  # Ray workers have other cwds
-        factory = partial(open_generator, Backend(config.backend), config.model, script, delay=self.delay)
+        factory = partial(
+            open_generator,
+            Backend(config.backend),
+            config.model,
+            script,
+            delay=self.delay,
+            slots=config.slots,
+        )
         if self.kind is ExecutorKind.ray:  # each worker calls the factory; no model is loaded here
             return RayExecutor(factory, min(config.concurrency, missing), self.address), None
         generator = factory()

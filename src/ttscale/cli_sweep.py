@@ -19,7 +19,7 @@ import typer
 from rich.table import Table
 
 from .cli import Backend, _errors, _stdout, parse_params
-from .cli_eval import ExecutorKind, StoreOpt, _execute, _plan, _Where
+from .cli_eval import ExecutorKind, SlotsOpt, StoreOpt, _execute, _plan, _Where
 from .errors import ConfigError
 from .evals import datasets
 from .evals.analysis import (
@@ -109,10 +109,10 @@ Common = dict[str, Any]
 
 
 def _common(dataset: str, limit: int | None, offset: int | None, seed: int | None, concurrency: int | None,
-            budget_tokens: int | None, backend: Backend | None) -> Common:  # fmt: skip
+            budget_tokens: int | None, backend: Backend | None, slots: int | None = None) -> Common:  # fmt: skip
     return dict(dataset=dataset, limit=limit, offset=offset, seed=seed, concurrency=concurrency,
                 budget_tokens=budget_tokens, budget_flops=None,
-                backend=backend.value if backend else None)  # fmt: skip
+                backend=backend.value if backend else None, slots=slots)  # fmt: skip
 
 
 DatasetOpt = Annotated[str, Opt("--dataset", "-d", help="Dataset name or jsonl:PATH.")]
@@ -138,6 +138,7 @@ def sweep_command(
     seed: SeedOpt = None,
     concurrency: ConcOpt = None,
     budget_tokens: Annotated[int | None, Opt(help="Most tokens per problem.")] = None,
+    slots: SlotsOpt = None,
     store: StoreOpt = None,
     json_output: JsonOpt = False,
     backend: BackendOpt = None,
@@ -146,7 +147,7 @@ def sweep_command(
     """Accuracy against FLOPs for one strategy over budgets (sampling strategies: one run, subsampled)."""
     with _errors():
         ns = parse_budgets(n)
-        common = _common(dataset, limit, offset, seed, concurrency, budget_tokens, backend)
+        common = _common(dataset, limit, offset, seed, concurrency, budget_tokens, backend, slots)
         with RunStore.open(store) as runs:
             runner = Runner(runs, common, _Where(ExecutorKind.local, None, script, 0.0))
             name = model or _default_model(backend)
@@ -182,6 +183,7 @@ def compare_command(
     seed: SeedOpt = None,
     concurrency: ConcOpt = None,
     bins: Annotated[str, Opt(help="Difficulty: oracle (the small model's pass@1) or predicted.")] = "oracle",
+    slots: SlotsOpt = None,
     store: StoreOpt = None,
     json_output: JsonOpt = False,
     backend: BackendOpt = None,
@@ -192,7 +194,7 @@ def compare_command(
         if bins not in ("oracle", "predicted"):
             raise ConfigError(f"--bins must be oracle or predicted, got {bins!r}")
         ns = parse_budgets(n)
-        common = _common(dataset, limit, offset, seed, concurrency, None, backend)
+        common = _common(dataset, limit, offset, seed, concurrency, None, backend, slots)
         with RunStore.open(store) as runs:
             runner = Runner(runs, common, _Where(ExecutorKind.local, None, script, 0.0))
             greedy_info, _ = runner.run(large, "cot", {})

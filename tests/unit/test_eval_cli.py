@@ -167,6 +167,37 @@ def test_a_full_disk_fails_before_any_model(
     assert "0.0 MiB free" in line and str(files["store"]) in line
 
 
+def test_slots_size_the_engine_are_recorded_and_checked(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ttscale.backends import llamacpp
+    from ttscale.backends.scripted import ScriptedGenerator
+
+    opened: list[Any] = []
+
+    def from_model(name: str, config: Any = None) -> ScriptedGenerator:
+        opened.append(config)
+        return ScriptedGenerator([RESPONSE])
+
+    monkeypatch.setattr(llamacpp.LlamaCppGenerator, "from_model", staticmethod(from_model))
+    args = ["eval", "--store", str(files["store"]), "--dataset", f"jsonl:{files['data']}", "-s", "cot"]
+    out = runner.invoke(cli.app, [*args, "--limit", "2", "--slots", "96", "--json"])
+    assert out.exit_code == 0, out.output
+    assert [c.n_seq_max for c in opened] == [96]  # the llama.cpp engine gets 96 sequence slots
+    run_id = json.loads(out.stdout)["run_id"]
+    shown = json.loads(
+        runner.invoke(cli.app, ["runs", "show", run_id, "--store", str(files["store"]), "--json"]).stdout
+    )
+    assert shown["config"]["slots"] == 96
+    line = one_error_line(
+        runner.invoke(cli.app, ["eval", "--resume", run_id, "--store", str(files["store"]), "--slots", "8"])
+    )
+    assert "--slots 8 (the run has 96)" in line
+    assert "slots must be >= 2" in one_error_line(runner.invoke(cli.app, [*args, "--slots", "1"]))
+    runner.invoke(cli.app, [*args, "--limit", "1"])
+    assert opened[-1] is None  # no --slots: the engine's own default
+
+
 def test_resume_refuses_conflicting_options(files: dict[str, Path]) -> None:
     run_id = json.loads(runner.invoke(cli.app, eval_args(files, "--json", "--limit", "2")).stdout)["run_id"]
     store = ["--store", str(files["store"])]

@@ -65,10 +65,15 @@ class EvalConfig:
     """Per-problem FLOPs budget (None: unlimited)."""
     backend: str = "llamacpp"
     """Generation backend."""
+    slots: int | None = None
+    """Sequence slots of the embedded engine (None: its default). Recorded because, under a budget, what
+    the prefix cache can keep changes what a search pays for its prompts."""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.slots is not None and self.slots < 2:
+            raise ConfigError(f"slots must be >= 2 (sequences the engine holds at once), got {self.slots}")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
         if "seed" in self.params:
