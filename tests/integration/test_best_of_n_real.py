@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ttscale import Problem, Result, solve
-from ttscale.backends.llamacpp import LlamaCppGenerator
+from ttscale.backends.llamacpp import ContextConfig, LlamaCppGenerator
 
 pytestmark = pytest.mark.integration
 
@@ -42,11 +43,14 @@ def test_self_certainty_scores_are_finite_and_positive(small: LlamaCppGenerator)
     assert result.usage.total.calls == 1  # no judge call
 
 
-def test_the_followup_judge_reads_the_solutions_from_the_policys_cache(small: LlamaCppGenerator) -> None:
-    # the same draw (same seed) judged both ways; the follow-up judge runs first, so it also pays for the
-    # policy prompt that the fresh judge's run then finds cached
-    follow = solve(PROBLEM, "best_of_n", generator=small, scorer="followup_judge", **SHORT)
-    fresh = solve(PROBLEM, "best_of_n", generator=small, scorer="llm_judge", **SHORT)
+def test_the_followup_judge_reads_the_solutions_from_the_policys_cache(small_path: Path) -> None:
+    # the same draw (same seed) judged both ways, on an engine of its own (the module's engine has these
+    # samples and judge prompts cached by the other tests); the follow-up judge runs first, so it also
+    # pays for the policy prompt that the fresh judge's run then finds cached
+    config = ContextConfig(n_seq_max=32, seq_len=1024)
+    with LlamaCppGenerator(small_path, name="smollm2", config=config) as gen:
+        follow = solve(PROBLEM, "best_of_n", generator=gen, scorer="followup_judge", **SHORT)
+        fresh = solve(PROBLEM, "best_of_n", generator=gen, scorer="llm_judge", **SHORT)
     texts = [s["text"] for s in data(follow, "sample")]
     assert texts == [s["text"] for s in data(fresh, "sample")]
     assert all(0.0 <= s["score"] <= 1.0 for s in data(follow, "sample"))
