@@ -1,0 +1,54 @@
+"""The README's results table names a ``ttscale`` command per row (``benchmarks/publish.py``): each must be
+one the CLI accepts, with the same strategy parameters the published run used."""
+
+from __future__ import annotations
+
+import importlib.util
+import shlex
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import typer
+
+from ttscale import cli
+from ttscale.strategies import build_strategy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _publish() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("publish", ROOT / "benchmarks" / "publish.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["publish"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+publish = _publish()
+
+
+@pytest.mark.parametrize("entry", publish.PLAN, ids=lambda e: e.key)
+def test_each_published_command_parses_and_builds_its_strategy(entry: object) -> None:
+    words = shlex.split(entry.command())  # type: ignore[attr-defined]
+    assert words[0] == "ttscale"
+    group = typer.main.get_command(cli.app)
+    top = group.make_context("ttscale", words[1:])
+    name, command, rest = group.resolve_command(top, words[1:])  # type: ignore[attr-defined]
+    assert name in ("eval", "sweep") and command is not None
+    ctx = command.make_context(name, rest, parent=top)  # unknown options or bad values raise here
+    params = dict(p.split("=", 1) for p in ctx.params.get("param") or [])
+    assert params == entry.params  # type: ignore[attr-defined]
+    build_strategy(entry.strategy, params)  # type: ignore[attr-defined]
+    assert ctx.params["concurrency"] == entry.concurrency  # type: ignore[attr-defined]
+    assert ctx.params.get("slots") == entry.slots  # type: ignore[attr-defined]
+
+
+def test_every_plan_key_is_run_once_and_both_datasets_have_the_core_rows() -> None:
+    keys = [e.key for e in publish.PLAN]
+    assert len(keys) == len(set(keys))
+    for dataset in publish.LIMITS:
+        assert {f"{dataset}/cot", f"{dataset}/cot_large", f"{dataset}/sc"} <= set(keys)
+    assert keys[:3] == ["gsm8k/cot", "gsm8k/cot_large", "gsm8k/sc"]  # the FLOPs-matched comparison first
