@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import enum
 import json
+import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -192,6 +194,9 @@ def _run_with_progress(
 ) -> None:
     """``run_eval`` under a progress bar on stderr: problems done, running accuracy, tokens/s, ETA."""
     info = runs.run(run_id)
+    if not _stderr().is_terminal:
+        _run_with_log_lines(runs, run_id, config, examples, executor, info.n_done)
+        return
     columns = (
         bar.TextColumn("{task.description}"),
         bar.BarColumn(),
@@ -209,6 +214,38 @@ def _run_with_progress(
             shown.update(task, completed=p.done, acc=f"{p.correct / p.done:.3f}", tps=f"{tps:.1f}")
 
         run_eval(runs, run_id, config, examples, executor, on_progress=update)
+
+
+LOG_EVERY = 30.0
+"""Seconds between progress lines when stderr is not a terminal."""
+
+
+def _run_with_log_lines(
+    runs: RunStore,
+    run_id: str,
+    config: EvalConfig,
+    examples: Sequence[Example],
+    executor: Executor,
+    start: int,
+) -> None:
+    """``run_eval`` with plain progress lines: off a terminal (nohup, CI, a pipe) a live bar draws nothing
+    until the end, which leaves an hours-long run silent. One line per finished problem, at most one per
+    :data:`LOG_EVERY` seconds, and always the last."""
+    console = _stderr()
+    last = [-math.inf]
+
+    def update(p: Progress) -> None:
+        now = time.monotonic()
+        if p.done < p.total and now - last[0] < LOG_EVERY:
+            return
+        last[0] = now
+        tps = p.completion_tokens / p.seconds if p.seconds > 0 else 0.0
+        ran = p.done - start  # problems finished in this session: the ETA's rate
+        eta = "-" if ran <= 0 else str(timedelta(seconds=round((p.total - p.done) * p.seconds / ran)))
+        line = f"{run_id} {p.done}/{p.total} acc {p.correct / p.done:.3f} {tps:.1f} tok/s eta {eta}"
+        console.print(line, markup=False)
+
+    run_eval(runs, run_id, config, examples, executor, on_progress=update)
 
 
 def _report(runs: RunStore, run_id: str, json_output: bool) -> None:

@@ -82,6 +82,22 @@ def test_eval_json_summary(files: dict[str, Path]) -> None:
     assert json.loads(config)["dataset"] == f"jsonl:{files['data'].resolve()}"
 
 
+def test_off_a_terminal_progress_is_plain_lines(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CliRunner's stderr is not a terminal, like nohup's or CI's: no live bar, lines instead
+    monkeypatch.setattr(cli_eval, "LOG_EVERY", 1e9)
+    result = runner.invoke(cli.app, eval_args(files, "--json", "--limit", "4"))
+    lines = result.stderr.strip().splitlines()
+    run_id = json.loads(result.stdout)["run_id"]
+    assert len(lines) == 2  # the first problem, then nothing for LOG_EVERY seconds but the last
+    assert lines[-1].startswith(f"{run_id} 4/4 acc 0.250 ") and lines[-1].endswith("tok/s eta 0:00:00")
+    monkeypatch.setattr(cli_eval, "LOG_EVERY", 0.0)
+    result = runner.invoke(cli.app, eval_args(files, "--json", "--limit", "6", "--offset", "4"))
+    counts = [line.split()[1] for line in result.stderr.strip().splitlines()]
+    assert counts == ["1/6", "2/6", "3/6", "4/6", "5/6", "6/6"]
+
+
 def test_eval_human_summary_and_the_runs_commands(files: dict[str, Path]) -> None:
     result = runner.invoke(cli.app, eval_args(files, "--limit", "4"))
     assert result.exit_code == 0, result.output
