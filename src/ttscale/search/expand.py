@@ -138,9 +138,11 @@ class Searcher:
             lasts = checked_last_scores(self.prm, self.problem, full)
             for node, path, steps, last in zip(nodes, paths, full, lasts, strict=True):
                 node.score = last
-                node.scores, tail = ((), [last]) if len(steps) > len(path) else ((last,), [])
-                if tail:
-                    node.extra["tail_scores"] = tail
+                if len(steps) > len(path):  # the last step is the tail's
+                    node.scores = ()
+                    node.extra["tail_scores"] = [last]
+                else:
+                    node.scores = (last,)
             return
         scores = checked_step_scores(self.prm, self.problem, full)
         for node, path, s in zip(nodes, paths, scores, strict=True):

@@ -110,7 +110,7 @@ class DVTS(SearchFields):
                 self._score(s, [c for group in proposals for c in group])
             except BudgetExhausted as e:
                 late = []  # finished proposals generated this round, refused their judgement
-                for j, group in zip(live, proposals or [[] for _ in live], strict=True):
+                for j, group in zip(live, proposals, strict=False):  # none if expansion was refused
                     found = salvage(s.tree, group)
                     for node in found:
                         node.status = "complete"
