@@ -103,8 +103,8 @@ def _plan_for(dataset: str) -> list[Entry]:
                 concurrency=6,
             )
             for key, scorer in (
-                ("judge", "llm_judge"),
                 ("certainty", "self_certainty"),
+                ("judge", "llm_judge"),
                 ("followup", "followup_judge"),
             )
         ),
@@ -117,11 +117,11 @@ def _plan_for(dataset: str) -> list[Entry]:
 
 
 # Run order: GSM8K's core rows first (they make the FLOPs-matched comparison), then MATH-500's, then the
-# rest, with the rows beyond what issue 5 asks for (the follow-up judge, added later) last. The table
-# shows rows in _ALL's order.
+# rest, with best-of-n last (self-certainty first: its draw carries the logprobs it reads), and the
+# follow-up judge rows (beyond what issue 5 asks for) last of all. The table shows rows in _ALL's order.
 _ALL = _plan_for("gsm8k") + _plan_for("math500")
 _FIRST = ("gsm8k/cot", "gsm8k/cot_large", "gsm8k/sc", "math500/cot", "math500/cot_large", "math500/sc")
-_LAST = ("gsm8k/best_of_n_followup", "math500/best_of_n_followup")
+_LAST = tuple(f"{d}/best_of_n_{k}" for k in ("certainty", "judge", "followup") for d in LIMITS)
 PLAN = (
     [e for k in _FIRST for e in _ALL if e.key == k]
     + [e for e in _ALL if e.key not in _FIRST + _LAST]
