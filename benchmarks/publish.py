@@ -38,6 +38,9 @@ SMALL = "qwen2.5-coder-0.5b-instruct"
 LARGE = "qwen2.5-coder-1.5b-instruct"
 LIMITS = {"gsm8k": 100, "math500": 50}
 SEARCH_BUDGET = 3000  # tokens per problem for the tree searches, as in benchmarks/tree_search.py
+DRAWS = "draws.sqlite"
+"""The draw file the best-of-n rows share (next to the store): the judge scores the samples self-certainty
+drew (``--draws``), so both rows select from the very same samples and the judge run decodes only verdicts."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class Entry:
     slots: int | None = None
     """Engine sequence slots (None: the default 32); the searches get room to keep every problem's
     latest round cached."""
+    draws: bool = False
+    """Record the samples in (and replay them from) the shared draw file :data:`DRAWS`."""
 
     def run_params(self) -> dict[str, str]:
         return {**self.params, "n": str(max(self.ns))} if self.ns else dict(self.params)
@@ -74,6 +79,8 @@ class Entry:
             parts.append(f"--budget-tokens {self.budget_tokens}")
         if self.slots:
             parts.append(f"--slots {self.slots}")
+        if self.draws:
+            parts.append(f"--draws {DRAWS}")
         parts.append(f"-c {self.concurrency}")
         return " ".join(p for p in parts if p)
 
@@ -101,11 +108,14 @@ def _plan_for(dataset: str) -> list[Entry]:
                 {"scorer": scorer},
                 ns=(1, 2, 4, 8),
                 concurrency=6,
+                draws=draws,
             )
-            for key, scorer in (
-                ("certainty", "self_certainty"),
-                ("judge", "llm_judge"),
-                ("followup", "followup_judge"),
+            # the follow-up judge reads each solution from the prefix cache the draw left: a replayed draw
+            # leaves none, so that row draws its own samples
+            for key, scorer, draws in (
+                ("certainty", "self_certainty", True),
+                ("judge", "llm_judge", True),
+                ("followup", "followup_judge", False),
             )
         ),
         Entry(f"{d}/deepconf", d, SMALL, "deepconf", {"mode": "online", "n": "16"}, concurrency=8),
@@ -132,7 +142,8 @@ PLAN = (
 def _runner(store: RunStore, entry: Entry) -> Runner:
     common = _common(entry.dataset, LIMITS[entry.dataset], None, None, entry.concurrency, entry.budget_tokens,
                      None, entry.slots)  # fmt: skip
-    return Runner(store, common, _Where(ExecutorKind.local, None, None, 0.0))
+    draws = store.path.parent / DRAWS if entry.draws else None
+    return Runner(store, common, _Where(ExecutorKind.local, None, None, 0.0, draws))
 
 
 def _find(store: RunStore, entry: Entry) -> RunInfo | None:

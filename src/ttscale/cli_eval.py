@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .backends.base import Generator
+from .backends.draws import DrawFile, DrawReplay
 from .cli import Backend, _close, _errors, _stderr, _stdout, open_generator, parse_params
 from .errors import ConfigError
 from .evals import datasets
@@ -50,6 +51,15 @@ SlotsOpt = Annotated[
 ]
 
 
+DrawsOpt = Annotated[
+    Path | None,
+    Opt(
+        help="Record seeded samples in FILE and replay identical calls from it: score one draw with "
+        "several verifiers (a replayed call books the tokens and FLOPs it was drawn with).",
+    ),
+]
+
+
 class ExecutorKind(enum.StrEnum):
     local = "local"
     ray = "ray"
@@ -71,6 +81,7 @@ def eval_command(
     budget_tokens: Annotated[int | None, Opt(help="Most tokens per problem.")] = None,
     budget_flops: Annotated[float | None, Opt(help="Most FLOPs per problem.")] = None,
     slots: SlotsOpt = None,
+    draws: DrawsOpt = None,
     store: StoreOpt = None,
     resume: Annotated[str | None, Opt(help="Continue the interrupted run RUN_ID.")] = None,
     json_output: Annotated[bool, Opt("--json", help="Print one JSON summary object to stdout.")] = False,
@@ -94,6 +105,8 @@ def eval_command(
         )  # fmt: skip
         if ray_address is not None and executor is not ExecutorKind.ray:
             raise ConfigError("--ray-address needs --executor ray")
+        if draws is not None and executor is ExecutorKind.ray:
+            raise ConfigError("--draws needs --executor local: Ray workers cannot share one draw file")
         with RunStore.open(store) as runs:  # probe the store before any compute is spent
             config, run = _plan(runs, resume, given)
             examples = datasets.load(config.dataset, limit=config.limit, offset=config.offset)
@@ -101,7 +114,7 @@ def eval_command(
                 raise ConfigError(
                     f"offset {config.offset}, limit {config.limit} of {config.dataset} is empty"
                 )
-            where = _Where(executor, ray_address, script, script_delay)
+            where = _Where(executor, ray_address, script, script_delay, draws)
             run_id = _execute(runs, config, run, examples, where)
             _report(runs, run_id, json_output)
 
@@ -114,6 +127,8 @@ class _Where:
     address: str | None
     script: Path | None
     delay: float
+    draws: Path | None = None
+    """A draw file to record samples in and replay them from (local executor only)."""
 
     def executor(self, config: EvalConfig, missing: int) -> tuple[Executor, Generator | None]:
         """The executor (not started), and the generator it runs on if it opened one here."""
@@ -128,7 +143,15 @@ class _Where:
         )
         if self.kind is ExecutorKind.ray:  # each worker calls the factory; no model is loaded here
             return RayExecutor(factory, min(config.concurrency, missing), self.address), None
-        generator = factory()
+        if self.draws is None:
+            generator = factory()
+        else:
+            draws = DrawFile(self.draws)  # a bad path fails here, before the model loads
+            try:
+                generator = DrawReplay(factory(), draws)
+            except BaseException:
+                draws.close()
+                raise
         return LocalExecutor(generator, config.concurrency), generator
 
 
@@ -145,6 +168,8 @@ def _execute(
         with _stderr().status(f"loading {config.model}{on}"):
             executor, generator = where.executor(config, missing)
             current = executor.start()
+            if where.draws is not None:
+                current["draws"] = str(where.draws)
         if isinstance(executor, RayExecutor) and executor.width < min(config.concurrency, missing):
             note = f"note: {executor.width} Ray workers, one per CPU of the cluster (asked for {config.concurrency})"
             _stderr().print(Text(note, style="yellow"))
@@ -162,6 +187,11 @@ def _execute(
     finally:
         if executor is not None:
             executor.close()
+        if isinstance(generator, DrawReplay):
+            done = generator.stats
+            _stderr().print(
+                f"draws: {done.replayed} calls replayed from {where.draws}, {done.drawn} computed"
+            )
         _close(generator)
 
 

@@ -19,7 +19,7 @@ import typer
 from rich.table import Table
 
 from .cli import Backend, _errors, _stdout, parse_params
-from .cli_eval import ExecutorKind, SlotsOpt, StoreOpt, _execute, _plan, _Where
+from .cli_eval import DrawsOpt, ExecutorKind, SlotsOpt, StoreOpt, _execute, _plan, _Where
 from .errors import ConfigError
 from .evals import datasets
 from .evals.analysis import (
@@ -139,6 +139,7 @@ def sweep_command(
     concurrency: ConcOpt = None,
     budget_tokens: Annotated[int | None, Opt(help="Most tokens per problem.")] = None,
     slots: SlotsOpt = None,
+    draws: DrawsOpt = None,
     store: StoreOpt = None,
     json_output: JsonOpt = False,
     backend: BackendOpt = None,
@@ -149,7 +150,7 @@ def sweep_command(
         ns = parse_budgets(n)
         common = _common(dataset, limit, offset, seed, concurrency, budget_tokens, backend, slots)
         with RunStore.open(store) as runs:
-            runner = Runner(runs, common, _Where(ExecutorKind.local, None, script, 0.0))
+            runner = Runner(runs, common, _Where(ExecutorKind.local, None, script, 0.0, draws))
             name = model or _default_model(backend)
             points, infos = curve(runner, name, strategy, parse_params(param or []), ns, knob)
         if json_output:
@@ -184,6 +185,7 @@ def compare_command(
     concurrency: ConcOpt = None,
     bins: Annotated[str, Opt(help="Difficulty: oracle (the small model's pass@1) or predicted.")] = "oracle",
     slots: SlotsOpt = None,
+    draws: DrawsOpt = None,
     store: StoreOpt = None,
     json_output: JsonOpt = False,
     backend: BackendOpt = None,
@@ -196,7 +198,7 @@ def compare_command(
         ns = parse_budgets(n)
         common = _common(dataset, limit, offset, seed, concurrency, None, backend, slots)
         with RunStore.open(store) as runs:
-            runner = Runner(runs, common, _Where(ExecutorKind.local, None, script, 0.0))
+            runner = Runner(runs, common, _Where(ExecutorKind.local, None, script, 0.0, draws))
             greedy_info, _ = runner.run(large, "cot", {})
             greedy = run_point(runs.problems(greedy_info.run_id), f"{large} cot", 0)
             points, infos = curve(runner, small, strategy, parse_params(param or []), ns, None)

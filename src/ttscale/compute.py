@@ -31,8 +31,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from .backends.base import Capabilities, Generator, ModelInfo, PrefixHold, PrefixReuse, Span, Tokenizer
-from .errors import BudgetExhausted, CapabilityError, ConfigError, PrefixLost
+from .backends.base import Generator, ModelInfo, PrefixHold, PrefixReuse, Span, Wrapper
+from .errors import BudgetExhausted, ConfigError, PrefixLost
 from .types import Completion, ModelUsage, Prompt, SamplingParams, Usage
 
 
@@ -206,38 +206,15 @@ class _Plan:
         return lo
 
 
-class Meter:
+class Meter(Wrapper):
     """A :class:`Generator` that counts what the wrapped generator spends and enforces the budget.
 
     It is the only place usage is counted. Strategies receive a meter and may ask it what is left.
     """
 
     def __init__(self, generator: Generator, ledger: Ledger | None = None) -> None:
-        self.inner = generator
+        super().__init__(generator)  # tokenizer calls pass through free of charge
         self.ledger = ledger or Ledger()
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.inner.capabilities
-
-    @property
-    def model(self) -> ModelInfo:
-        return self.inner.model
-
-    def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
-        return self.inner.count_prompt_tokens(prompts)
-
-    def encode(self, text: str) -> list[int]:
-        """The wrapped generator's tokenizer (see :class:`~ttscale.backends.base.Tokenizer`); free of charge."""
-        return self._tokenizer().encode(text)
-
-    def decode(self, token_ids: Sequence[int]) -> str:
-        return self._tokenizer().decode(token_ids)
-
-    def _tokenizer(self) -> Tokenizer:
-        if not isinstance(self.inner, Tokenizer):
-            raise CapabilityError(f"model {self.inner.model.name!r} on this backend exposes no tokenizer")
-        return self.inner
 
     def usage(self) -> Usage:
         return self.ledger.usage()

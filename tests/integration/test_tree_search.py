@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ttscale import Problem, Result, solve
-from ttscale.backends.base import Capabilities, ModelInfo
+from ttscale.backends.base import Wrapper
 from ttscale.backends.llamacpp import LlamaCppGenerator
 from ttscale.scorers.prm_judge import PRM_JUDGE_SYSTEM_PROMPT
 from ttscale.strategies.beam_search import BeamSearch
@@ -24,29 +24,12 @@ pytestmark = pytest.mark.integration
 PROBLEM = Problem("What is 12 + 30?", answer_kind="number")
 
 
-class Recording:
+class Recording(Wrapper):
     """Passes calls to the engine and keeps every (prompts, completions) pair, to read per-call caching."""
 
     def __init__(self, inner: LlamaCppGenerator) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.calls: list[tuple[Sequence[Prompt], list[list[Completion]]]] = []
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.inner.capabilities
-
-    @property
-    def model(self) -> ModelInfo:
-        return self.inner.model
-
-    def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
-        return self.inner.count_prompt_tokens(prompts)
-
-    def encode(self, text: str) -> list[int]:
-        return self.inner.encode(text)
-
-    def decode(self, token_ids: Sequence[int]) -> str:
-        return self.inner.decode(token_ids)
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         out = self.inner.generate(prompts, params)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ttscale import Budget, BudgetExhausted, ConfigError, Ledger, Problem, Result, UnknownNameError
+from ttscale.backends.base import Generator
+from ttscale.backends.draws import DrawFile, DrawReplay
 from ttscale.backends.scripted import ScriptedGenerator, ScriptedModel
 from ttscale.errors import CapabilityError
 from ttscale.prompts import MATH_COT_SYSTEM_PROMPT
@@ -42,7 +45,7 @@ def self_judging(policy: Sequence[str], judge: Callable[[str], int], **options: 
     return ScriptedGenerator(respond, top_fn=verdict_top, **options)
 
 
-def run(strategy: BestOfN, gen: ScriptedGenerator, budget: Budget | None = None) -> tuple[Result, Ledger]:
+def run(strategy: BestOfN, gen: Generator, budget: Budget | None = None) -> tuple[Result, Ledger]:
     ledger = Ledger(budget)
     return strategy.solve(PROBLEM, ledger.meter(gen)), ledger
 
@@ -319,3 +322,29 @@ def test_policy_prompt_is_the_cot_prompt(boxed: Boxed) -> None:
     gen = self_judging([boxed("5")], lambda t: 50)
     run(BestOfN(n=1), gen)
     assert gen.calls[0][0][0].messages[0].content == MATH_COT_SYSTEM_PROMPT
+
+
+# -- one draw, several scorers (``--draws``) ------------------------------------------------------------
+
+
+def test_a_judge_scores_the_draw_that_self_certainty_recorded(boxed: Boxed, tmp_path: Path) -> None:
+    path = tmp_path / "draws.sqlite"
+    first = DrawReplay(
+        ScriptedGenerator([boxed("5"), boxed("4"), boxed("5")], top_fn=verdict_top_any), DrawFile(path)
+    )
+    certain, _ = run(BestOfN(n=3, scorer="self_certainty", seed=3), first)
+    first.close()
+    # the judge run's policy would sample 9s; it gets the recorded draw, and pays only for its verdicts
+    policy = self_judging([boxed("9")], by_answer({"5": 90, "4": 10, "9": 50}))
+    second = DrawReplay(policy, DrawFile(path))
+    judged, ledger = run(BestOfN(n=3, scorer="llm_judge", seed=3), second)
+    texts = [s["text"] for s in events(judged, "sample")]
+    assert texts == [s["text"] for s in events(certain, "sample")]
+    assert [s["score"] for s in events(judged, "sample")] == pytest.approx([0.9, 0.1, 0.9])
+    assert all(p[0].messages[0].content == JUDGE_SYSTEM_PROMPT for p, _ in policy.calls)  # only verdicts
+    assert (second.stats.replayed, judged.answer) == (1, "5")
+    assert ledger.usage().total.completion_tokens > len(policy.calls)  # the samples' tokens are booked too
+
+
+def verdict_top_any(tok: str, i: int) -> list[tuple[str, float]]:
+    return [(tok, math.log(0.7)), ("alt", math.log(0.3))]

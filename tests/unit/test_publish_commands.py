@@ -44,6 +44,7 @@ def test_each_published_command_parses_and_builds_its_strategy(entry: object) ->
     build_strategy(entry.strategy, params)  # type: ignore[attr-defined]
     assert ctx.params["concurrency"] == entry.concurrency  # type: ignore[attr-defined]
     assert ctx.params.get("slots") == entry.slots  # type: ignore[attr-defined]
+    assert (ctx.params.get("draws") is not None) == entry.draws  # type: ignore[attr-defined]
 
 
 def test_every_plan_key_is_run_once_and_both_datasets_have_the_core_rows() -> None:
@@ -52,3 +53,5 @@ def test_every_plan_key_is_run_once_and_both_datasets_have_the_core_rows() -> No
     for dataset in publish.LIMITS:
         assert {f"{dataset}/cot", f"{dataset}/cot_large", f"{dataset}/sc"} <= set(keys)
     assert keys[:3] == ["gsm8k/cot", "gsm8k/cot_large", "gsm8k/sc"]  # the FLOPs-matched comparison first
+    for dataset in publish.LIMITS:  # the judge replays the draw self-certainty recorded with its logprobs
+        assert keys.index(f"{dataset}/best_of_n_certainty") < keys.index(f"{dataset}/best_of_n_judge")

@@ -130,6 +130,39 @@ class Tokenizer(Protocol):
     def decode(self, token_ids: Sequence[int]) -> str: ...
 
 
+class Wrapper:
+    """A generator in front of another: model, capabilities, prompt counts and tokenizer pass through.
+
+    Subclasses (the meter, the draw replay) add ``generate``; ``inner`` is what they wrap.
+    """
+
+    def __init__(self, inner: Generator) -> None:
+        self.inner = inner
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities
+
+    @property
+    def model(self) -> ModelInfo:
+        return self.inner.model
+
+    def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
+        return self.inner.count_prompt_tokens(prompts)
+
+    def encode(self, text: str) -> list[int]:
+        """The wrapped generator's tokenizer (see :class:`Tokenizer`)."""
+        return self._tokenizer().encode(text)
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return self._tokenizer().decode(token_ids)
+
+    def _tokenizer(self) -> Tokenizer:
+        if not isinstance(self.inner, Tokenizer):
+            raise CapabilityError(f"model {self.inner.model.name!r} on this backend exposes no tokenizer")
+        return self.inner
+
+
 def require(
     generator: Generator,
     *,

@@ -1,0 +1,163 @@
+"""Recording and replaying draws (``--draws``), on the scripted backend."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ttscale import Prompt, SamplingParams, cli
+from ttscale.backends.draws import DrawFile, DrawReplay, draw_key, replayable
+from ttscale.backends.scripted import ScriptedGenerator, ScriptedModel
+from ttscale.compute import Ledger
+from ttscale.errors import StoreError
+from ttscale.types import Completion, ModelUsage
+
+PROMPT = Prompt.user("What is 6 * 7?")
+SEEDED = SamplingParams(n=3, max_tokens=20, temperature=0.7, seed=11)
+
+
+def scripted(*responses: str) -> ScriptedGenerator:
+    """A generator whose k-th draw answers ``responses[k % len]``: a second real draw differs from a replay."""
+    return ScriptedGenerator(list(responses), logprob_fn=lambda tok, pos: -0.1 * (pos + 1), prefix_cache=True)
+
+
+def draw(
+    gen: DrawReplay, params: SamplingParams, prompt: Prompt = PROMPT
+) -> tuple[list[Completion], ModelUsage]:
+    ledger = Ledger()
+    out = ledger.meter(gen).generate([prompt], params)
+    return out[0], ledger.usage().total
+
+
+def test_a_recorded_call_is_replayed_and_booked_as_it_was_drawn(tmp_path: Path) -> None:
+    path = tmp_path / "draws.sqlite"
+    first = DrawReplay(scripted("so 42", "then 41", "maybe 40"), DrawFile(path))
+    drawn, spent = draw(first, replace(SEEDED, logprobs=2))
+    first.close()
+    assert [c.text for c in drawn] == ["so 42", "then 41", "maybe 40"]
+
+    # a later run, on a generator that would answer otherwise, asks the same without logprobs
+    other = scripted("no 7")
+    again = DrawReplay(other, DrawFile(path))
+    replayed, booked = draw(again, SEEDED)
+    assert [c.text for c in replayed] == [c.text for c in drawn]
+    assert [c.token_ids for c in replayed] == [c.token_ids for c in drawn]
+    assert all(c.logprobs is None for c in replayed)  # cut down to what was asked: none
+    assert other.calls == []  # nothing decoded
+    assert booked == spent  # same prompt, cached and generated tokens, same FLOPs
+    assert (again.stats.replayed, again.stats.drawn) == (1, 0)
+
+
+def test_a_recording_with_fewer_logprobs_is_drawn_again_and_upgraded(tmp_path: Path) -> None:
+    gen = DrawReplay(scripted("a 1", "b 2", "c 3", "d 4", "e 5", "f 6"), DrawFile(tmp_path / "d.sqlite"))
+    plain, _ = draw(gen, SEEDED)
+    with_top, _ = draw(
+        gen, replace(SEEDED, logprobs=2)
+    )  # the recording has no logprobs: drawn again (next responses)
+    assert [c.text for c in with_top] != [c.text for c in plain]
+    assert all(c.logprobs is not None and all(len(r.top) == 2 for r in c.logprobs) for c in with_top)
+    cut, _ = draw(
+        gen, replace(SEEDED, logprobs=1)
+    )  # the upgraded recording serves a smaller top-k, cut to it
+    assert [c.text for c in cut] == [c.text for c in with_top]
+    assert all(c.logprobs is not None and all(len(r.top) == 1 for r in c.logprobs) for c in cut)
+    again, _ = draw(gen, SEEDED)  # and a call without logprobs: the upgrade replaced the first recording
+    assert [c.text for c in again] == [c.text for c in with_top]
+    assert (gen.stats.replayed, gen.stats.drawn) == (2, 2)
+
+
+def test_only_calls_that_decide_their_tokens_are_replayed(tmp_path: Path) -> None:
+    gen = DrawReplay(scripted(*(f"r {i}" for i in range(40))), DrawFile(tmp_path / "d.sqlite"))
+    unseeded = SamplingParams(n=2, max_tokens=20, temperature=0.7)
+    criterion = replace(SEEDED, stopping_criteria=(lambda generated, logprobs: False,))
+    assert not replayable(unseeded) and not replayable(criterion)
+    for params in (unseeded, criterion):
+        a, _ = draw(gen, params)
+        b, _ = draw(gen, params)
+        assert [c.text for c in a] != [c.text for c in b]  # each call is a fresh sample
+
+    base, _ = draw(gen, SEEDED)
+    for changed in (replace(SEEDED, seed=12), replace(SEEDED, max_tokens=19), replace(SEEDED, n=2)):
+        out, _ = draw(gen, changed)
+        assert [c.text for c in out] != [c.text for c in base][: changed.n]
+    out, _ = draw(gen, SEEDED, Prompt.user("What is 6 * 8?"))
+    assert [c.text for c in out] != [c.text for c in base]
+
+    greedy = SamplingParams(n=1, max_tokens=20, temperature=0.0, seed=1)
+    first, _ = draw(gen, greedy)
+    second, _ = draw(gen, replace(greedy, seed=2))  # greedy: the seed decides nothing
+    assert [c.text for c in second] == [c.text for c in first]
+
+
+def test_the_key_names_the_model_and_every_message(tmp_path: Path) -> None:
+    gen = scripted("x")
+    key = draw_key(gen.model, PROMPT, SEEDED)
+    system = Prompt.user("What is 6 * 7?", system="Be brief.")
+    prefixed = PROMPT.continued("Let me think.")
+    assert len({key, draw_key(gen.model, system, SEEDED), draw_key(gen.model, prefixed, SEEDED)}) == 3
+    other = ScriptedGenerator(["x"], model=ScriptedModel(name="other"))
+    assert draw_key(other.model, PROMPT, SEEDED) != key
+
+
+def test_bad_draw_files_are_refused_with_what_to_do(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database at all, just some words\n" * 20)
+    with pytest.raises(StoreError, match=r"cannot use draw file .*notes\.txt.*--draws FILE"):
+        DrawFile(text)
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE runs (id TEXT)")
+    with pytest.raises(StoreError, match="is not a ttscale draw file"):
+        DrawFile(other)
+    future = tmp_path / "future.sqlite"
+    DrawFile(future).close()
+    with sqlite3.connect(future) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'format_version'")
+    with pytest.raises(StoreError, match="format version '99'.*reads version 1"):
+        DrawFile(future)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StoreError, match="cannot use draw file"):
+        DrawFile(blocker / "sub" / "draws.sqlite")  # its folder would sit under a file
+
+
+# -- through the CLI --------------------------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def test_eval_with_draws_scores_the_recorded_samples_again(tmp_path: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Add {i} and 1.", "answer": "42"}) + "\n"
+                            for i in range(3)))  # fmt: skip
+    right, wrong = tmp_path / "right.json", tmp_path / "wrong.json"
+    right.write_text(json.dumps(["So the answer is \\boxed{42}."]))
+    wrong.write_text(json.dumps(["So the answer is \\boxed{7}."]))
+    store, draws = tmp_path / "runs.sqlite", tmp_path / "draws.sqlite"
+
+    def run(script: Path, *extra: str) -> dict[str, object]:
+        args = ["eval", "--backend", "scripted", "--script", str(script), "--store", str(store), "--dataset",
+                f"jsonl:{data}", "-s", "self_consistency", "-p", "n=3", "--json", *extra]  # fmt: skip
+        out = runner.invoke(cli.app, args)
+        assert out.exit_code == 0, out.output
+        return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+    recorded = run(right, "--draws", str(draws))
+    assert recorded["accuracy"] == 1.0
+    # the same samples again, from a script that would answer 7: every draw comes from the file
+    replayed = run(wrong, "--draws", str(draws), "--seed", "0")
+    assert replayed["accuracy"] == 1.0
+    assert replayed["usage"] == recorded["usage"]  # booked as drawn
+    shown = runner.invoke(cli.app, ["runs", "show", str(replayed["run_id"]), "--store", str(store), "--json"])
+    assert json.loads(shown.stdout)["versions"]["draws"] == str(draws)
+    assert run(wrong, "--seed", "1")["accuracy"] == 0.0  # another seed: other draws, computed
+
+    refused = runner.invoke(cli.app, ["eval", "--dataset", "gsm8k", "-s", "cot", "--store", str(store),
+                                      "--draws", str(draws), "--executor", "ray"])  # fmt: skip
+    assert refused.exit_code != 0
+    assert "--draws needs --executor local" in refused.output
