@@ -1,5 +1,5 @@
 """Recorded draws on the real engine: the sampled tokens do not depend on the logprobs asked for (what lets
-a self-certainty draw serve a judge), and a replayed call decodes nothing and is booked as drawn."""
+a self-certainty draw serve a judge), and a replayed call decodes nothing and books the draw's tokens."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_the_logprobs_asked_for_do_not_change_the_sampled_tokens(small: LlamaCpp
     assert len({c.token_ids for c in plain}) > 1  # three different samples, not one repeated
 
 
-def test_a_replayed_call_decodes_nothing_and_costs_what_the_draw_cost(
+def test_a_replayed_call_decodes_nothing_and_books_the_draws_tokens(
     small: LlamaCppGenerator, tmp_path: Path
 ) -> None:
     draws = DrawFile(tmp_path / "draws.sqlite")
@@ -35,7 +35,14 @@ def test_a_replayed_call_decodes_nothing_and_costs_what_the_draw_cost(
         assert small.engine.stats.decoded_tokens == decoded
         assert [c.token_ids for c in replayed] == [c.token_ids for c in drawn]
         assert [c.text for c in replayed] == [c.text for c in drawn]
-        assert second.usage().total == first.usage().total
+        booked, drawn_cost = second.usage().total, first.usage().total
+        assert booked.completion_tokens == drawn_cost.completion_tokens
+        # the draw left its prompt cached: the replay books the one token the engine promised to compute
+        assert booked.prompt_tokens == 1 <= drawn_cost.prompt_tokens
+        assert (
+            booked.prompt_tokens + booked.cached_prompt_tokens
+            == drawn_cost.prompt_tokens + drawn_cost.cached_prompt_tokens
+        )
         assert not any(s.pins for s in small.engine._slots.slots)  # the meter's hold was given back
         assert (replay.stats.replayed, replay.stats.drawn) == (1, 1)
     finally:

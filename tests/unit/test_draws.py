@@ -161,3 +161,18 @@ def test_eval_with_draws_scores_the_recorded_samples_again(tmp_path: Path) -> No
                                       "--draws", str(draws), "--executor", "ray"])  # fmt: skip
     assert refused.exit_code != 0
     assert "--draws needs --executor local" in refused.output
+
+
+def test_a_replayed_prompt_is_booked_at_no_more_than_the_engine_now_promises(tmp_path: Path) -> None:
+    path = tmp_path / "d.sqlite"
+    first = DrawReplay(scripted("so 42", "then 41", "maybe 40"), DrawFile(path))
+    drawn, cold = draw(first, SEEDED)  # a cold cache: the whole prompt computed
+    assert cold.prompt_tokens > 1
+    warm = scripted("no 7")
+    warm.generate([PROMPT], SamplingParams(max_tokens=1))  # this engine already holds the prompt
+    again = DrawReplay(warm, DrawFile(path))
+    out, spent = draw(again, SEEDED)
+    assert [c.text for c in out] == [c.text for c in drawn] and len(warm.calls) == 1  # replayed
+    assert spent.prompt_tokens == 1  # the one token the engine promised, not the recording's cold prefill
+    assert spent.cached_prompt_tokens == cold.cached_prompt_tokens + cold.prompt_tokens - 1
+    assert (spent.completion_tokens, spent.flops < cold.flops) == (cold.completion_tokens, True)

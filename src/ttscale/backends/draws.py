@@ -9,15 +9,17 @@ the comparison (every verifier picks from the very same samples), which makes di
 
 Accounting. A replayed completion carries the token counts it was generated with (prompt computed and
 cached, generated, thinking), and the meter books it from those exactly as it booked it when it was drawn:
-a replayed run reports what its method costs, not the seconds the replay took. Wall time and latency of
+a replayed run reports what its method costs, not the seconds the replay took. One exception: a prompt
+is booked at no more than the engine now promises to compute of it (the meter reserved the call's
+budget from that promise), so a draw recorded on a colder cache costs what its prompt would cost here. Wall time and latency of
 a replayed run measure the replay and the uncached calls only.
 
 What is replayed. A call whose prompts are all recorded for its key (model name and weights checksum,
 every message, the assistant prefix, and every sampling parameter but ``logprobs``). A recording with at
 least the logprobs asked for serves the call, cut down to what was asked; one with fewer is drawn again
 and replaced. Never replayed, always passed on: calls without a seed at a temperature above 0 (each must
-be a fresh sample), and calls with Python logits processors or stopping criteria (code, which no key
-can name). The sampled tokens do not depend on the logprobs asked for: the engine reads them off the raw
+be a fresh sample), and calls with Python logits processors or stopping criteria (code, which no key can
+name). The sampled tokens do not depend on the logprobs asked for: the engine reads them off the raw
 logits beside sampling.
 
 Format (version :data:`FORMAT_VERSION` in ``meta``; a file of another version is refused)::
@@ -38,7 +40,7 @@ import threading
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import CapabilityError, StoreError
@@ -128,6 +130,17 @@ def _decode(payload: bytes, logprobs: int | None) -> list[Completion]:
                 reasoning_tokens=row["reasoning_tokens"],
             )
         )
+    return out
+
+
+def _prompt_within(group: list[Completion], promised: int) -> list[Completion]:
+    """``group`` with at most ``promised`` prompt tokens computed in all (the excess counted as cached)."""
+    excess = sum(c.computed_prompt_tokens for c in group) - promised
+    out = []
+    for c in group:
+        cut = min(max(excess, 0), c.computed_prompt_tokens)
+        out.append(replace(c, cached_prompt_tokens=c.cached_prompt_tokens + cut) if cut else c)
+        excess -= cut
     return out
 
 
@@ -238,7 +251,12 @@ class DrawReplay(Wrapper):
         keys, found = self._lookup(prompts, params)
         if found is not None:
             hold.release()  # nothing will be computed: let the engine have its pins back now
-            return found
+            # the meter reserved what the engine now promises to compute of each prompt: a recording made
+            # on a colder cache books no more than that (what this call's prompt would cost here)
+            return [
+                _prompt_within(g, sum(n for _, n in spans))
+                for g, spans in zip(found, hold.spans, strict=True)
+            ]
         if not isinstance(self.inner, PrefixReuse):
             raise CapabilityError(f"model {self.model.name!r} on this backend keeps no prefix cache")
         return self._record(keys, params, self.inner.generate_held(prompts, params, hold))
