@@ -25,13 +25,19 @@ def dataset(folder: Path) -> Path:
 
 
 def record_run(
-    store: RunStore, data: Path, model: ScriptedModel, strategy: str, params: dict[str, str]
+    store: RunStore,
+    data: Path,
+    model: ScriptedModel,
+    strategy: str,
+    params: dict[str, str],
+    draws: Path | None = None,
 ) -> str:
     config = EvalConfig(f"jsonl:{data}", model.name, strategy, params, backend="scripted")
     examples = load(config.dataset)
     # answers cycle 1, 2, 3, 3: varied votes, some problems right and some wrong
     gen = ScriptedGenerator([f"So \\boxed{{{a}}}." for a in (1, 2, 3, 3)], model=model)
-    run_id = store.create_run(config.to_dict(), versions(gen), len(examples))
+    recorded = versions(gen) | ({"draws": str(draws)} if draws else {})  # as ttscale eval --draws records
+    run_id = store.create_run(config.to_dict(), recorded, len(examples))
     run_eval(store, run_id, config, examples, gen)
     return run_id
 

@@ -6,10 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
-from report_helpers import N_PROBLEMS, build_store
+from report_helpers import N_PROBLEMS, build_store, dataset, record_run
 from typer.testing import CliRunner
 
 from ttscale import cli
+from ttscale.backends.scripted import ScriptedModel
 from ttscale.errors import ConfigError, TraceFileError
 from ttscale.evals.report import build_report
 from ttscale.evals.store import RunStore
@@ -44,6 +45,21 @@ def test_report_holds_plots_tables_and_a_trace_page_per_problem(tmp_path: Path) 
     assert all((tmp_path / link).is_file() for link in links)
     trace = (tmp_path / links[0]).read_text()
     assert "Count to 1." in trace and '"kind": "sample"' in trace.replace("\\u003c", "<")
+
+
+def test_a_run_with_draws_is_marked_where_its_latency_is_shown(tmp_path: Path) -> None:
+    path, (sc_run, greedy_run) = build_store(tmp_path)
+    with RunStore.open(path) as store:
+        data = dataset(tmp_path)
+        replayed = record_run(
+            store, data, ScriptedModel(name="small"), "cot", {}, draws=tmp_path / "d.sqlite"
+        )
+        page = build_report(store, [sc_run, replayed], tmp_path / "r.html", traces=False)
+        plain = build_report(store, [sc_run], tmp_path / "p.html", traces=False)
+    rows = {run: re.search(rf"<tr><td>{run}</td>.*?</tr>", page) for run in (sc_run, replayed)}
+    assert rows[replayed] and "(draws)</td></tr>" in rows[replayed].group(0)
+    assert rows[sc_run] and "(draws)" not in rows[sc_run].group(0)
+    assert "so the latency is the replay's" in page and "--draws" not in plain
 
 
 def test_report_of_chosen_runs_and_bad_requests(tmp_path: Path) -> None:

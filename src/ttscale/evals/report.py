@@ -234,17 +234,26 @@ def _page(
     parts = ["<h2>Runs</h2>", "<table class='runs'><tr><th>run</th><th>dataset</th><th>model</th>"
              "<th>strategy</th><th>params</th><th>problems</th><th>accuracy (95% CI)</th><th>tokens / problem</th>"
              "<th>FLOPs / problem</th><th>latency p50 s</th></tr>"]  # fmt: skip
+    replays = False
     for r in runs:
         m, c = summarize(r.problems), r.info.config
         params = " ".join(f"{k}={v}" for k, v in dict(c.get("params", {})).items())
         lo, hi = m.accuracy_ci
+        latency = _fmt(m.latency_p50) if m.n_problems else "-"
+        if "draws" in r.info.versions:  # --draws: replayed calls took no decoding time
+            latency, replays = latency + " (draws)", True
         parts.append(
             f"<tr><td>{e(r.info.run_id)}</td><td>{e(str(c.get('dataset')))}</td><td>{e(str(c.get('model')))}</td>"
             f"<td>{e(str(c.get('strategy')))}</td><td>{e(params)}</td><td>{m.n_problems}</td>"
             f"<td>{m.accuracy:.3f} ({lo:.3f}–{hi:.3f})</td><td>{m.per_problem(m.usage.total_tokens):.1f}</td>"
-            f"<td>{m.per_problem(m.usage.flops):.3g}</td><td>{_fmt(m.latency_p50) if m.n_problems else '-'}</td></tr>"
+            f"<td>{m.per_problem(m.usage.flops):.3g}</td><td>{latency}</td></tr>"
         )
     parts.append("</table>")
+    if replays:
+        parts.append(
+            "<p class='note'>(draws): run with <code>--draws</code>. Calls found in the draw file were replayed, "
+            "so the latency is the replay's; tokens and FLOPs are the method's, booked as drawn.</p>"
+        )
     parts += [
         "<h2>Accuracy against compute</h2>",
         f"<img alt='accuracy against FLOPs' src='{plot_scaling(series)}'>",
