@@ -176,3 +176,19 @@ def test_a_replayed_prompt_is_booked_at_no_more_than_the_engine_now_promises(tmp
     assert spent.prompt_tokens == 1  # the one token the engine promised, not the recording's cold prefill
     assert spent.cached_prompt_tokens == cold.cached_prompt_tokens + cold.prompt_tokens - 1
     assert (spent.completion_tokens, spent.flops < cold.flops) == (cold.completion_tokens, True)
+
+
+def test_a_draw_that_cannot_be_recorded_is_still_returned(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    draws = DrawFile(tmp_path / "d.sqlite")
+    gen = DrawReplay(scripted("so 42"), draws)
+    with sqlite3.connect(draws.path) as other:  # every write fails from now on, as on a full disk
+        other.execute("CREATE TRIGGER full BEFORE INSERT ON draws BEGIN SELECT RAISE(FAIL, 'disk full'); END")
+    out, _ = draw(gen, SEEDED)
+    assert [c.text for c in out] == ["so 42"] * 3
+    assert "could not record a draw" in caplog.text and "disk full" in caplog.text
+    with sqlite3.connect(draws.path) as other:  # and reads too: a miss, drawn afresh
+        other.execute("DROP TABLE draws")
+    assert [c.text for c in draw(gen, SEEDED)[0]] == ["so 42"] * 3
+    assert "could not read draws" in caplog.text

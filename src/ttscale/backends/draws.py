@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -48,6 +49,8 @@ from ..types import Completion, Prompt, SamplingParams, TokenLogprob
 from .base import Generator, ModelInfo, PrefixHold, PrefixReuse, Wrapper
 
 FORMAT_VERSION = 1
+
+_log = logging.getLogger(__name__)
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -186,8 +189,14 @@ class DrawFile:
 
     def get(self, key: str, logprobs: int | None) -> list[Completion] | None:
         """The recording for ``key`` if it carries at least ``logprobs``, else None."""
-        with self._lock:
-            row = self._conn.execute("SELECT logprobs, payload FROM draws WHERE key = ?", (key,)).fetchone()
+        try:
+            with self._lock:
+                row = self._conn.execute(
+                    "SELECT logprobs, payload FROM draws WHERE key = ?", (key,)
+                ).fetchone()
+        except sqlite3.Error as e:  # the file went bad under us: draw afresh rather than fail the solve
+            _log.warning("could not read draws from %s (%s); drawing afresh", self.path, e)
+            return None
         if row is None or row[0] < _level(logprobs):
             return None
         return _decode(row[1], logprobs)
@@ -195,17 +204,16 @@ class DrawFile:
     def put(self, key: str, model: str, logprobs: int | None, group: Sequence[Completion]) -> None:
         """Record one prompt's draw (replacing a recording with fewer logprobs)."""
         payload = _encode(group)
-        with self._lock, self._conn:
-            self._conn.execute(
-                "INSERT INTO draws VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET logprobs = "
-                "excluded.logprobs, payload = excluded.payload, created_at = excluded.created_at "
-                "WHERE excluded.logprobs > draws.logprobs",
-                (key, model, _level(logprobs), payload, time.time()),
-            )
-
-    def count(self) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM draws").fetchone()[0])
+        try:
+            with self._lock, self._conn:
+                self._conn.execute(
+                    "INSERT INTO draws VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET logprobs = "
+                    "excluded.logprobs, payload = excluded.payload, created_at = excluded.created_at "
+                    "WHERE excluded.logprobs > draws.logprobs",
+                    (key, model, _level(logprobs), payload, time.time()),
+                )
+        except sqlite3.Error as e:  # a full disk, say: the draw itself is in hand, only its replay is lost
+            _log.warning("could not record a draw in %s (%s); it will be drawn again next time", self.path, e)
 
     def close(self) -> None:
         with self._lock:
