@@ -11,8 +11,11 @@ Accounting. A replayed completion carries the token counts it was generated with
 cached, generated, thinking), and the meter books it from those exactly as it booked it when it was drawn:
 a replayed run reports what its method costs, not the seconds the replay took. One exception: a prompt
 is booked at no more than the engine now promises to compute of it (the meter reserved the call's
-budget from that promise), so a draw recorded on a colder cache costs what its prompt would cost here. Wall time and latency of
-a replayed run measure the replay and the uncached calls only.
+budget from that promise), so a draw recorded on a colder cache costs what its prompt would cost here.
+Wall time and latency of a replayed run measure the replay and the calls not found, nothing more.
+
+Greedy calls (temperature 0) are keyed without their seed, which decides nothing there. Calls are
+matched per prompt, but replayed only whole: if one prompt of a call is missing, the call is drawn.
 
 What is replayed. A call whose prompts are all recorded for its key (model name and weights checksum,
 every message, the assistant prefix, and every sampling parameter but ``logprobs``). A recording with at
