@@ -8,6 +8,7 @@ strategies run once at their largest n; the smaller n are subsampled from the sa
     python benchmarks/publish.py                       # run what is missing, in PLAN order, then export
     python benchmarks/publish.py --only gsm8k/cot,gsm8k/sc
     python benchmarks/publish.py --export-only         # rewrite the table from the store, run nothing
+    python benchmarks/publish.py --status              # what each entry has done, and its wall hours
 
 Export writes ``benchmarks/results/publish.json`` (every point, every run id, how many problems each run
 has done) and the table between the ``results`` markers of README.md. A run still in progress is shown
@@ -272,6 +273,19 @@ def _compare_markdown(cmp: dict[str, Any]) -> list[str]:
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
+def status(store: RunStore) -> str:
+    """One line per plan entry, in run order: problems done and the wall hours its run has taken."""
+    lines, hours = [], 0.0
+    for entry in PLAN:
+        run = _find(store, entry)
+        if run is None:
+            lines.append(f"{entry.key:32} not started")
+            continue
+        hours += run.wall_seconds / 3600
+        lines.append(f"{entry.key:32} {run.n_done:>4}/{run.n_planned:<4} {run.wall_seconds / 3600:5.2f} h")
+    return "\n".join([*lines, f"{'total so far':32} {'':9} {hours:5.2f} h"])
+
+
 def _write_readme(readme: Path, summary: dict[str, Any]) -> None:
     text = readme.read_text()
     if START not in text or END not in text:
@@ -288,6 +302,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--only", default="", help="Comma-separated keys, e.g. gsm8k/cot,gsm8k/sc (default: all)."
     )
     ap.add_argument("--export-only", action="store_true", help="Write the table from the store; run nothing.")
+    ap.add_argument(
+        "--status",
+        action="store_true",
+        help="Print each plan entry's progress and hours so far; run nothing.",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "publish.json")
     ap.add_argument("--readme", type=Path, default=ROOT / "README.md")
     ap.add_argument(
@@ -300,6 +319,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(keys) - {e.key for e in PLAN}
     if unknown:
         ap.error(f"unknown keys {sorted(unknown)}; known: {', '.join(e.key for e in PLAN)}")
+    if a.status:
+        with RunStore.open(a.store, write=False) as store:
+            print(status(store))
+        return 0
     a.store.parent.mkdir(parents=True, exist_ok=True)
     with RunStore.open(a.store) as store:
         if not a.export_only:

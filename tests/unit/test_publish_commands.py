@@ -55,3 +55,12 @@ def test_every_plan_key_is_run_once_and_both_datasets_have_the_core_rows() -> No
     assert keys[:3] == ["gsm8k/cot", "gsm8k/cot_large", "gsm8k/sc"]  # the FLOPs-matched comparison first
     for dataset in publish.LIMITS:  # the judge replays the draw self-certainty recorded with its logprobs
         assert keys.index(f"{dataset}/best_of_n_certainty") < keys.index(f"{dataset}/best_of_n_judge")
+
+
+def test_status_lists_every_entry_in_run_order(tmp_path: Path) -> None:
+    from ttscale.evals.store import RunStore
+
+    with RunStore.open(tmp_path / "publish.sqlite") as store:
+        lines = publish.status(store).splitlines()
+    assert [line.split()[0] for line in lines[:-1]] == [e.key for e in publish.PLAN]
+    assert all(line.endswith("not started") for line in lines[:-1]) and lines[-1].endswith("0.00 h")
