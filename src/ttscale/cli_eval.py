@@ -336,6 +336,22 @@ def show_command(
         )
 
 
+@runs_app.command("delete")
+def delete_command(
+    run_id: RunArg,
+    store: StoreOpt = None,
+    yes: Annotated[bool, Opt("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove a run and its problems (sweep and compare then compute it afresh instead of reusing it)."""
+    with _errors(), RunStore.open(store) as runs:
+        info = runs.run(run_id)
+        what = f"run {info.run_id} ({info.n_done}/{info.n_planned} problems, {' | '.join(_describe(info.config))})"
+        if not yes and not typer.confirm(f"delete {what}?", default=False, err=True):
+            raise typer.Exit(1)
+        runs.delete_run(info.run_id)
+        _stderr().print(f"deleted {what}")
+
+
 @runs_app.command("compare")
 def compare_command(run_a: RunArg, run_b: RunArg, store: StoreOpt = None) -> None:
     """Two runs' metrics side by side, and the problems whose verdict flipped."""

@@ -129,6 +129,27 @@ def test_runs_compare_lists_flipped_problems(files: dict[str, Path], tmp_path: P
     assert "wrong -> correct (1): q1" in compared.stdout and "correct -> wrong (1): q2" in compared.stdout
 
 
+def test_runs_delete_removes_one_run_after_asking(files: dict[str, Path]) -> None:
+    ids = [json.loads(runner.invoke(cli.app, eval_args(files, "--json", "--limit", "2")).stdout)["run_id"]
+           for _ in range(2)]  # fmt: skip
+    store = ["--store", str(files["store"])]
+    kept = runner.invoke(cli.app, ["runs", "delete", ids[0], *store], input="n\n")
+    assert kept.exit_code == 1 and "delete run" in kept.stderr
+    gone = runner.invoke(cli.app, ["runs", "delete", ids[0], *store], input="y\n")
+    assert gone.exit_code == 0, gone.output
+    assert f"deleted run {ids[0]} (2/2 problems" in gone.stderr
+    listed = runner.invoke(cli.app, ["runs", "list", *store]).stdout
+    assert ids[0] not in listed and ids[1] in listed
+    with sqlite3.connect(files["store"]) as conn:  # nothing of it is left behind
+        for table in ("runs", "problems", "samples"):
+            assert conn.execute(f"SELECT COUNT(*) FROM {table} WHERE run_id = ?", (ids[0],)).fetchone() == (
+                0,
+            )
+        assert conn.execute("SELECT COUNT(*) FROM samples WHERE run_id = ?", (ids[1],)).fetchone() == (6,)
+    assert "no run" in one_error_line(runner.invoke(cli.app, ["runs", "delete", ids[0], *store, "--yes"]))
+    assert runner.invoke(cli.app, ["runs", "delete", ids[1], *store, "--yes"]).exit_code == 0
+
+
 # -- bad input fails early, in one red line -------------------------------------------------------------
 
 

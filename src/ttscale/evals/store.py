@@ -209,6 +209,14 @@ class RunStore:
         with self._writing(), self._transaction():
             self._conn.execute("UPDATE runs SET status = ? WHERE run_id = ?", (status, run_id))
 
+    def delete_run(self, run_id: str) -> int:
+        """Remove the run and everything recorded for it, in one transaction; the problems it had."""
+        with self._writing(), self._transaction():
+            n = self._conn.execute("SELECT COUNT(*) FROM problems WHERE run_id = ?", (run_id,)).fetchone()[0]
+            for table in ("samples", "problems", "runs"):  # children first: the foreign keys are enforced
+                self._conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))  # noqa: S608
+        return int(n)
+
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """Turn a failed write (disk full, file gone read-only) into a StoreError naming the file."""
