@@ -19,6 +19,7 @@ with its problem count, so a partial figure is never passed off as a finished on
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import re
 import sys
@@ -30,8 +31,9 @@ from typing import Any
 import ttscale.cli  # noqa: F401  (mounts the eval commands; importing cli_eval first is circular)
 from ttscale.cli_eval import ExecutorKind, _plan, _Where
 from ttscale.cli_sweep import Runner, _common, _same_run, compare_summary, curve
-from ttscale.evals.analysis import CurvePoint, flops_matched, oracle_bins, run_point, sample_curve
+from ttscale.evals.analysis import CurvePoint, Series, flops_matched, oracle_bins, run_point, sample_curve
 from ttscale.evals.records import RunInfo
+from ttscale.evals.report import plot_scaling
 from ttscale.evals.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +41,8 @@ SMALL = "qwen2.5-coder-0.5b-instruct"
 LARGE = "qwen2.5-coder-1.5b-instruct"
 LIMITS = {"gsm8k": 100, "math500": 50}
 SEARCH_BUDGET = 3000  # tokens per problem for the tree searches, as in benchmarks/tree_search.py
+PLOTS = "docs/results"
+"""Where the scaling plots go, relative to the README that shows them."""
 DRAWS = "draws.sqlite"
 """The draw file the best-of-n rows share (next to the store): the judge scores the samples self-certainty
 drew (``--draws``), so both rows select from the very same samples and the judge run decodes only verdicts."""
@@ -185,20 +189,39 @@ def _label(entry: Entry, point: CurvePoint) -> str:
 
 def export(store: RunStore, out: Path, readme: Path) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
+    curves: dict[str, list[Series]] = {d: [] for d in LIMITS}
     for entry in _ALL:
         run = _find(store, entry)
         if run is None:
             continue
-        for p in points(store, entry, run):
+        found = points(store, entry, run)
+        for p in found:
             rows.append(p.to_dict() | {"key": entry.key, "dataset": entry.dataset, "label": _label(entry, p),
                                        "run_id": run.run_id, "done": run.n_done, "planned": run.n_planned,
                                        "command": entry.command()})  # fmt: skip
-    summary: dict[str, Any] = {"rows": rows, "compare": {}}
+        if found and run.n_done >= run.n_planned:  # a run in progress is not plotted
+            name = _label(entry, found[0]).removesuffix(f" n={found[0].budget}")
+            curves[entry.dataset].append(
+                Series(entry.model, entry.strategy, name, tuple(found), (run.run_id,))
+            )
+    summary: dict[str, Any] = {"rows": rows, "compare": {}, "plots": {}}
     for dataset in LIMITS:
         summary["compare"][dataset] = _compare(store, dataset)
+        if curves[dataset]:
+            summary["plots"][dataset] = _plot(
+                curves[dataset], readme.parent / PLOTS / f"scaling_{dataset}.png"
+            )
     out.write_text(json.dumps(summary, indent=1) + "\n")
     _write_readme(readme, summary)
     return summary
+
+
+def _plot(series: list[Series], path: Path) -> str:
+    """Accuracy against FLOPs (the report's figure) as a PNG next to the README; its path from there."""
+    uri = plot_scaling(series)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(base64.b64decode(uri.split(",", 1)[1]))
+    return f"{PLOTS}/{path.name}"
 
 
 def _compare(store: RunStore, dataset: str) -> dict[str, Any] | None:
@@ -234,6 +257,9 @@ def _markdown(summary: dict[str, Any]) -> str:
             lines.append(f"| {r['label']} | {done} | {r['accuracy']:.3f} ({lo:.2f}-{hi:.2f}) "
                          f"| {r['tokens_per_problem']:,.0f} | {_flops(r['flops_per_problem'])} |")  # fmt: skip
         lines.append("")
+        plot = summary.get("plots", {}).get(dataset)
+        if plot:
+            lines += [f"![{title}: accuracy against FLOPs per problem, finished runs]({plot})", ""]
         cmp = summary["compare"].get(dataset)
         if cmp:
             lines += _compare_markdown(cmp)

@@ -83,7 +83,7 @@ def plot_scaling(series: Sequence[Series]) -> str:
             [p.accuracy_ci[1] - p.accuracy for p in s.points],
         ]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=s.label)
-        for p in s.points:
+        for p in s.points if len(s.points) > 1 else ():  # a lone point's budget labels nothing
             ax.annotate(str(p.budget), (p.flops_per_problem, p.accuracy), textcoords="offset points",
                         xytext=(4, 4), fontsize=7)  # fmt: skip
     ax.set_xscale("log")
