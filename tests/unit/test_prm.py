@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 import pytest
-from search_helpers import PROBLEM, ClosableJudge, judged_steps, prefer, separate_judge, verdict_top
+from search_helpers import (
+    PROBLEM,
+    ClosableJudge,
+    judged_steps,
+    named_policy,
+    prefer,
+    separate_judge,
+    verdict_top,
+)
 
 from ttscale import ConfigError, Ledger, Problem
 from ttscale.backends.scripted import ScriptedGenerator, ScriptedModel, render, tokenize
 from ttscale.errors import CapabilityError, GenerationError
-from ttscale.scorers.llm_judge import LLMJudge
+from ttscale.scorers.llm_judge import FOLLOWUP_QUESTION, LLMJudge
 from ttscale.scorers.prm_judge import PRM_JUDGE_QUESTION, PRM_JUDGE_SYSTEM_PROMPT, LLMJudgePRM
 from ttscale.scorers.process import (
     OrmAsPrm,
@@ -21,6 +30,7 @@ from ttscale.scorers.process import (
     checked_last_scores,
     checked_step_scores,
 )
+from ttscale.search.steps import StepFormat
 from ttscale.strategies.beam_search import BeamSearch
 from ttscale.types import Prompt
 
@@ -273,3 +283,21 @@ def test_a_judge_model_is_metered_on_the_same_ledger_under_its_name_and_closed(
 def test_prm_model_is_refused_with_a_scorer_that_calls_no_judge() -> None:
     with pytest.raises(ConfigError, match="prm_model must be none with prm 'orm:self_certainty'"):
         BeamSearch(prm="orm:self_certainty", prm_model="other")
+
+
+def test_orm_as_prm_in_a_search_asks_the_followup_judge_in_the_search_conversation() -> None:
+    policy = named_policy(depth=3)
+
+    def respond(prompt: Prompt, k: int) -> str:
+        return "J70" if prompt.messages[-1].content == FOLLOWUP_QUESTION else policy(prompt, k)
+
+    gen = ScriptedGenerator(respond, top_fn=verdict_top)
+    BeamSearch(n=2, beam_width=2, iterations=2, prm="orm:followup_judge").solve(PROBLEM, Ledger().meter(gen))
+    asked = [p for prompts, _ in gen.calls for p in prompts if p.messages[-1].content == FOLLOWUP_QUESTION]
+    search = StepFormat.parse("blank_line").prompt(PROBLEM.question)
+    assert asked and all(p.messages[: len(search.messages)] == search.messages for p in asked)
+    for judged in asked:  # everything up to the end of the steps is what the search decoded: a cache hit
+        steps = judged.messages[-2].content.split("\n\n")
+        decoded = tokenize(render(search.continued("\n\n".join(steps))))
+        shared = len(os.path.commonprefix([tokenize(render(judged)), decoded]))
+        assert shared >= len(decoded) - 1  # all but the last token (where the turn closes)

@@ -156,7 +156,9 @@ class FollowupJudge(LLMJudge):
     Self-Verification", arXiv 2212.09561, ask the model about its own answer); a model may favour what
     it just wrote, which is why :class:`LLMJudge`, a fresh grader, stays the default.
 
-    A sample without its prompt (ORM-as-PRM's prefixes) is placed in the zero-shot CoT conversation.
+    ORM-as-PRM in a tree search hands each partial solution over with the search's own step prompt, so
+    the judge continues the search's sequences too. A sample without a prompt is placed in the zero-shot
+    CoT conversation.
     """
 
     def sample_prompt(self, problem: Problem, sample: Sample) -> Prompt:

@@ -40,7 +40,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from ..backends.base import Generator
 from ..errors import CapabilityError, ConfigError, GenerationError
-from ..types import Problem
+from ..types import Problem, Prompt
 from .base import OutcomeScorer, Sample
 
 Aggregation = Literal["last", "min", "prod", "mean"]
@@ -146,10 +146,19 @@ class OrmAsPrm:
     """An outcome scorer applied to each prefix of steps: step k's score is the score of steps 1..k.
 
     Prefixes already scored in this solve are remembered (a search scores the same prefixes again and
-    again), and everything new goes to the outcome scorer in one batched call.
+    again), and everything new goes to the outcome scorer in one batched call. Each prefix is handed over
+    with ``prompt``, the search's own conversation, so a judge that continues it (``followup_judge``)
+    reads the steps the search already decoded from the prefix cache.
     """
 
-    def __init__(self, outcome: OutcomeScorer, model_name: str, *, separator: str = "\n\n") -> None:
+    def __init__(
+        self,
+        outcome: OutcomeScorer,
+        model_name: str,
+        *,
+        separator: str = "\n\n",
+        prompt: Prompt | None = None,
+    ) -> None:
         if outcome.policy_logprobs > 0:
             raise CapabilityError(
                 "orm_as_prm needs an outcome scorer that reads text (such as llm_judge): a partial solution "
@@ -157,6 +166,7 @@ class OrmAsPrm:
             )
         self.outcome = outcome
         self.separator = separator
+        self.prompt = prompt
         self._model_name = model_name
         self._memo: dict[tuple[str, tuple[str, ...]], float] = {}
 
@@ -181,7 +191,7 @@ class OrmAsPrm:
     def _score_new(self, keys: Sequence[tuple[str, tuple[str, ...]]], problem: Problem) -> None:
         todo = list(dict.fromkeys(k for k in keys if k not in self._memo))
         if todo:
-            texts = [Sample(self.separator.join(prefix)) for _, prefix in todo]
+            texts = [Sample(self.separator.join(prefix), prompt=self.prompt) for _, prefix in todo]
             scores = self.outcome.score(problem, texts)
             self._memo.update(zip(todo, scores, strict=False))
 
@@ -215,9 +225,15 @@ def prm_needs_judge(name: str) -> bool:
 
 
 def build_process_scorer(
-    name: str, policy: Generator, judge: Generator | None, *, separator: str = "\n\n"
+    name: str,
+    policy: Generator,
+    judge: Generator | None,
+    *,
+    separator: str = "\n\n",
+    prompt: Prompt | None = None,
 ) -> ProcessScorer:
-    """The process scorer ``name`` for one solve; ``judge`` (a metered generator) defaults to the policy."""
+    """The process scorer ``name`` for one solve; ``judge`` (a metered generator) defaults to the policy.
+    ``prompt`` is the search's conversation (an outcome scorer as PRM may continue it)."""
     from . import SCORERS
     from .prm_judge import LLMJudgePRM
 
@@ -232,4 +248,4 @@ def build_process_scorer(
     spec = SCORERS.get(name[len(ORM_PREFIX) :])
     outcome = spec.build(policy, judge if spec.needs_judge else None)
     who = grader.model.name if spec.needs_judge else f"{name} on {policy.model.name}"
-    return OrmAsPrm(outcome, who, separator=separator)
+    return OrmAsPrm(outcome, who, separator=separator, prompt=prompt)

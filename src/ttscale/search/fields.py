@@ -96,11 +96,12 @@ class SearchFields:
         require(policy, who=who, continue_prefix=True, stopping_criteria=regex, tokenizer=regex)
         with self._judge(policy) as judge:
             # a missing judge capability fails here, before the policy samples anything
-            prm = build_process_scorer(self.prm, policy, judge, separator=fmt.separator)
+            prompt = fmt.prompt(problem.question)
+            prm = build_process_scorer(self.prm, policy, judge, separator=fmt.separator, prompt=prompt)
             yield Searcher(
                 policy,
                 problem,
-                Tree(fmt.prompt(problem.question)),
+                Tree(prompt),
                 fmt,
                 prm,
                 self.aggregation,
