@@ -110,17 +110,19 @@ def _plan_for(dataset: str) -> list[Entry]:
                 d,
                 SMALL,
                 "best_of_n",
-                {"scorer": scorer},
+                params,
                 ns=(1, 2, 4, 8),
                 concurrency=6,
                 draws=draws,
             )
-            # the follow-up judge reads each solution from the prefix cache the draw left: a replayed draw
-            # leaves none, so that row draws its own samples
-            for key, scorer, draws in (
-                ("certainty", "self_certainty", True),
-                ("judge", "llm_judge", True),
-                ("followup", "followup_judge", False),
+            # self-certainty selects the single most certain sample, as Kang et al. 2025 do (summing its
+            # scores per answer would be close to a plain majority vote); the judges use best_of_n's default,
+            # Snell et al.'s weighted vote. The follow-up judge reads each solution from the prefix cache the
+            # draw left: a replayed draw leaves none, so that row draws its own samples
+            for key, params, draws in (
+                ("certainty", {"scorer": "self_certainty", "selection": "naive"}, True),
+                ("judge", {"scorer": "llm_judge"}, True),
+                ("followup", {"scorer": "followup_judge"}, False),
             )
         ),
         Entry(f"{d}/deepconf", d, SMALL, "deepconf", {"mode": "online", "n": "16"}, concurrency=8),

@@ -79,6 +79,36 @@ def test_completed_candidates_leave_the_beam_and_the_samples_go_to_the_survivors
     assert {n["step"].split()[0] for n in complete} >= {"r0", "r1"}
 
 
+def _twin_policy(prompt: Any, k: int) -> str:
+    """First steps come in identical pairs (s0, s0, s1, s1, ...); every second step finishes."""
+    if prompt.assistant_prefix == "":
+        name = f"s{k // 2}"
+        return f"{name}\n\n{name}r so \\boxed{{1}}."
+    return f"{prompt.assistant_prefix.split()[0]}x{k} so \\boxed{{2}}."
+
+
+def test_duplicate_candidates_are_filtered_before_the_beams_are_kept() -> None:
+    result = solve(BeamSearch(n=4, beam_width=2, iterations=2), search_gen(_twin_policy))
+    first = events(result, "round")[0]
+    assert step_names(result, first["candidates"]) == ["s0", "s0", "s1", "s1"]
+    assert step_names(result, first["kept"]) == ["s0", "s1"]  # one of each, not the two s0 tied first
+    assert step_names(result, first["duplicates"]) == ["s0", "s1"]
+    by_id = nodes(result)
+    for dup in first["duplicates"]:
+        original = by_id[by_id[dup]["duplicate_of"]]
+        assert original["step"] == by_id[dup]["step"] and original["id"] < dup
+        assert by_id[dup]["status"] == "pruned"
+
+
+def test_filter_duplicates_off_keeps_identical_beams() -> None:
+    result = solve(
+        BeamSearch(n=4, beam_width=2, iterations=2, filter_duplicates=False), search_gen(_twin_policy)
+    )
+    first = events(result, "round")[0]
+    assert step_names(result, first["kept"]) == ["s0", "s0"]
+    assert first["duplicates"] == []
+
+
 @pytest.mark.parametrize(
     ("selection", "scores", "answer"),
     [
@@ -203,6 +233,7 @@ def test_defaults_follow_search_and_learn() -> None:
         "last",
     )
     assert (s.lookahead, s.selection, s.prm, s.steps) == (0, "weighted", "llm_judge_prm", "blank_line")
+    assert s.filter_duplicates  # every search-and-learn beam-search recipe sets filter_duplicates: true
 
 
 def test_a_policy_that_cannot_continue_a_prefix_is_refused_before_sampling() -> None:

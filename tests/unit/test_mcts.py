@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -129,6 +131,28 @@ def test_answer_rules(rule: str, answer: str) -> None:
     if rule == "most_visited":
         assert step_names(result, choice["path"]) == ["n0", "n01"] and result.confidence is None
         assert nodes(result)[choice["path"][0]]["status"] == "chosen"
+
+
+def test_a_most_visited_solution_without_an_answer_leaves_the_choice_to_the_vote() -> None:
+    # the setting of test_answer_rules, with letters for the digits of step names (na = n0, nab = n01),
+    # so that a solution without a \\boxed{} answer holds no number to extract either
+    letters = str.maketrans("0123456789", "abcdefghij")
+    answers = {"naar": "1", "nbar": "2", "naca": "2"}
+    named = named_policy(depth=3, answer=lambda name: answers.get(name.translate(letters), "0"))
+
+    def policy(prompt: Any, k: int) -> str:
+        out = re.sub(r"\bn\w*", lambda m: m.group(0).translate(letters), named(prompt, k))
+        return "naba so I am not sure." if out.startswith("naba") else out  # the most visited: no answer
+
+    gen = search_gen(policy, by_first_step({"na": 90, "nb": 30}))
+    result = solve(MCTS(iterations=2, k=2, c=0.0, answer="most_visited"), gen)
+    assert [s["answer"] for s in events(result, "sample")] == ["1", "2", None, "2"]
+    assert result.answer == "2" and "\\boxed{2}" in result.response  # answer and response agree
+    (vote,) = events(result, "vote")
+    assert "sample 2" in vote["fallback"] and vote["winner_sample"] in (1, 3)
+    (choice,) = events(result, "choice")
+    assert choice["sample"] == vote["winner_sample"]
+    assert result.confidence == pytest.approx(2 / 3)
 
 
 def test_outcome_values_ask_the_outcome_judge_about_whole_solutions() -> None:

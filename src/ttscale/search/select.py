@@ -55,6 +55,8 @@ class Pick:
     answers: tuple[str | None, ...]
     method: Literal["answer", "final_line"]
     confidence: float | None
+    unforced: bool = False
+    """A ``forced`` solution was asked for but had no answer, so the selection rule chose instead."""
 
 
 def finished(tree: Tree, node: Node) -> Finished:
@@ -86,6 +88,9 @@ def pick(pool: Sequence[Finished], problem: Problem, selection: Selection, force
 
     ``forced`` (an index into ``pool``) overrides the choice: its group comes first and its text is the
     response, and no confidence is given (MCTS's most-visited path is chosen by visits, not by a vote).
+    A forced solution without an answer (a rollout cut off before its ``\\boxed{}``) cannot give one, so
+    the selection rule chooses instead, and the Pick says so (``unforced``): the answer and the response
+    must come from one solution.
     """
     kind: str = problem.answer_kind
     method: Literal["answer", "final_line"] = "answer"
@@ -105,11 +110,12 @@ def pick(pool: Sequence[Finished], problem: Problem, selection: Selection, force
         ranked = [Candidate(g.answer, scores[top(g.members)], g.members) for g in groups]
     else:
         ranked = [Candidate(g.answer, g.weight, g.members) for g in groups]
-    if forced is not None:
+    unforced = forced is not None and answers[forced] is None
+    if forced is not None and not unforced:
         ranked.sort(key=lambda c: forced not in c.samples)  # stable: the forced group first
         return Pick(tuple(ranked), forced, tuple(answers), method, None)
     best = top(ranked[0].samples) if ranked else None
-    return Pick(tuple(ranked), best, tuple(answers), method, _confidence(ranked, scores, selection))
+    return Pick(tuple(ranked), best, tuple(answers), method, _confidence(ranked, scores, selection), unforced)
 
 
 def _confidence(ranked: Sequence[Candidate], scores: Sequence[float], selection: Selection) -> float | None:
@@ -149,6 +155,13 @@ def build_result(
             "winner_sample": chosen.best,
             "pool": len(pool),
             **vote_extra,
+            **(
+                {
+                    "fallback": f"the forced solution (sample {forced}) has no answer; {selection} selection chose"
+                }
+                if chosen.unforced
+                else {}
+            ),
         },
     )
     choice = choice_event(tree, best.node if best else None, sample=chosen.best)

@@ -9,22 +9,31 @@ Parameters" (arXiv 2408.03314), section 5.1; Hugging Face search-and-learn (Beec
 
 until N solutions are complete, no beam is left, or ``iterations`` rounds have run (40 in both). A
 candidate whose step completes its solution (a ``\\boxed{}`` answer, end of turn; see
-:mod:`ttscale.search.steps`) leaves the beam for the final pool. When completed candidates leave fewer
-than N/M beams, the N samples of the next round are spread over the survivors, best first, as
-search-and-learn does by duplicating them. Candidates are ranked by their aggregated step scores
-(``aggregation``, default ``last`` as in Snell et al. and search-and-learn); ties go to the earlier node.
+:mod:`ttscale.search.steps`) leaves the beam for the final pool. With ``filter_duplicates`` (the default,
+as every search-and-learn recipe sets it), an unfinished candidate whose text equals a better-ranked one's
+is dropped before the top N/M are kept, so identical samples of one beam do not take several beams' places
+(completed duplicates stay in the pool: how often an answer was reached is what a vote counts). When
+completed or duplicate candidates leave fewer than N/M beams, the N samples of the next round are spread
+over the survivors, best first, as search-and-learn does by duplicating them. Candidates are ranked by
+their aggregated step scores (``aggregation``, default ``last`` as in Snell et al. and search-and-learn);
+ties go to the earlier node.
 
 Lookahead (Snell et al.'s "lookahead search", optional): before ranking, each unfinished candidate is
 rolled ``lookahead`` steps further at temperature 0 (stopping early at the end of the solution), and the
-PRM's aggregate at the end of the rollout scores it. Rollout steps only score; they are not kept.
-search-and-learn's config defaults to lookahead 1; the default here is 0, Snell et al.'s plain beam
-search, which they found better than lookahead at equal compute.
+PRM's aggregate at the end of the rollout scores it (as Snell et al. describe it; search-and-learn's beam
+search scores the candidate without its rollout). Rollout steps only score; they are not kept. The default
+is 0, Snell et al.'s plain beam search, which they found better than lookahead at equal compute (and
+search-and-learn's default too since its config change of 2025).
 
 The answer: ``weighted`` (summed aggregated scores per equivalent answer; Snell et al.'s best-of-N
 weighted, the default), ``naive`` (the best-scored solution) or ``majority`` over the completed solutions,
-at most N (the best-scored). If none completed (a tight budget or bound), the beams alive at the end stand
-in and the vote says so. Defaults: n = 16 (search-and-learn's beam-search recipe; its blog sweeps 4..256),
-beam_width = 4 (search-and-learn's default, one of Snell et al.'s two choices with sqrt(N)).
+at most N (the best-scored; search-and-learn keeps the first N completed, and runs until no beam is
+left rather than stopping once N are complete). Unlike search-and-learn, whose last round generates
+without the step delimiter so every surviving beam finishes, a candidate still unfinished after
+``iterations`` rounds does not vote; if none completed (a tight budget or bound), the beams alive at the
+end stand in and the vote says so. Defaults: n = 16 (our choice: search-and-learn's recipes use 4 and its
+blog sweeps 4..256), beam_width = 4 (search-and-learn's default, one of Snell et al.'s two choices with
+sqrt(N)).
 
 Budget: policy and PRM draw on one ledger. A call the budget cannot pay for is refused before anything is
 spent; the search then stops and answers from the candidates already scored. Of the children generated
@@ -43,7 +52,7 @@ from ..errors import BudgetExhausted
 from ..search.expand import Searcher
 from ..search.fields import SearchFields, check_beam_shape
 from ..search.select import Selection, build_result, finished, salvage
-from ..search.tree import Node, by_score
+from ..search.tree import Node, Tree, by_score
 from ..types import Result, TraceEvent
 
 if TYPE_CHECKING:
@@ -70,6 +79,10 @@ class BeamSearch(SearchFields):
     selection: Selection = field(
         default="weighted",
         metadata={"help": "Final answer: weighted (summed PRM scores), naive or majority."},
+    )
+    filter_duplicates: bool = field(
+        default=True,
+        metadata={"help": "Drop an unfinished candidate whose text repeats a better-ranked one's."},
     )
 
     def __post_init__(self) -> None:
@@ -128,7 +141,7 @@ class BeamSearch(SearchFields):
                     )
                 )
                 break
-            beams = self._prune(children, done)
+            beams = self._prune(s.tree, children, done)
             events.append(_round_event(it, children, beams))
             if not beams or len(done) >= self.n:
                 reason = "complete"
@@ -157,13 +170,31 @@ class BeamSearch(SearchFields):
                 node.extra["lookahead"] = list(tail)
         s.score(children, tails)
 
-    def _prune(self, children: Sequence[Node], done: list[Node]) -> list[Node]:
+    def _prune(self, tree: Tree, children: Sequence[Node], done: list[Node]) -> list[Node]:
         """Completed candidates go to the pool; the top n / beam_width unfinished ones stay as beams."""
         done.extend(c for c in children if c.terminal)
         live = sorted((c for c in children if not c.terminal), key=by_score)
+        if self.filter_duplicates:
+            live = _unique(tree, live)
         for i, c in enumerate(live):
             c.status = "chosen" if i < self.keep else "pruned"
         return live[: self.keep]
+
+
+def _unique(tree: Tree, ranked: Sequence[Node]) -> list[Node]:
+    """``ranked`` without the candidates whose partial solution repeats an earlier one's, word for word;
+    each dropped one is marked pruned with the node it duplicates."""
+    first: dict[str, Node] = {}
+    out: list[Node] = []
+    for c in ranked:
+        text = tree.prefix(c.id)
+        if text in first:
+            c.status = "pruned"
+            c.extra["duplicate_of"] = first[text].id
+        else:
+            first[text] = c
+            out.append(c)
+    return out
 
 
 def _spread(n: int, beams: int) -> list[int]:
@@ -191,5 +222,6 @@ def _round_event(it: int, children: Sequence[Node], beams: Sequence[Node]) -> Tr
             "candidates": [c.id for c in children],
             "kept": [b.id for b in beams],
             "completed": [c.id for c in children if c.terminal],
+            "duplicates": [c.id for c in children if "duplicate_of" in c.extra],
         },
     )

@@ -20,7 +20,10 @@ opened for this solve only and closed after), ``followup_judge`` (the same quest
 turn of each sample's own conversation, which a self-judge reads from the prefix cache instead of
 prefilling every solution again), ``self_certainty`` and ``confidence`` (both read the
 policy's own top-20 logprobs, so samples are drawn with logprobs=20). The judge is metered on the solve's
-ledger: its tokens count under its model name and come out of the same budget.
+ledger: its tokens count under its model name and come out of the same budget. Kang et al. 2025 select by
+self-certainty with the argmax (``selection=naive``) or a Borda vote over its ranks (not implemented here);
+the weighted default sums its scores, which lie close together, so with ``self_certainty`` it behaves
+almost like a majority vote.
 
 Budget: the draw holds back the scorer's worst-case cost (:meth:`OutcomeScorer.cost`) for every sample it
 plans, drawing as many samples as the budget pays for *with* their scoring (first at ``max_tokens`` each,

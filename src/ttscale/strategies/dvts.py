@@ -11,9 +11,12 @@ splitting the budget into independent subtrees. The key rule, with N = ``n`` and
 until the kept step completes the solution (``\\boxed{}`` answer, end of turn) or ``iterations`` rounds
 (40) have run. Subtrees never see each other: each one's prompts hold only its own steps, and the first
 round draws all N first steps in one call (distinct seeds) and deals them out M per subtree. A subtree's
-final candidates are the completed steps of its last round (the kept one and any completed siblings, as
-search-and-learn returns all M proposals of the last round); only completed candidates enter the final
-vote. If no subtree completed (budget or bound), the subtrees' current nodes stand in and the vote says so.
+final candidates are the completed steps of its last round (the kept one and any completed siblings);
+only completed candidates enter the final vote. search-and-learn instead returns all M proposals of every
+subtree's last round, N in all, finished or not (its last round generates without the step delimiter, so
+most finish): here a proposal still unfinished when the subtree ends does not vote, so the vote can run
+over fewer than N. If no subtree completed (budget or bound), the subtrees' current nodes stand in and the
+vote says so.
 
 The answer: ``weighted`` (default), ``naive`` or ``majority`` selection over the candidates (see
 :mod:`ttscale.search.select`). Optional ``lookahead`` scores each proposal by a greedy rollout, as in beam

@@ -27,7 +27,8 @@ The search runs ``iterations`` times (16 by default, our choice: there is no can
 the budget refuses a call, then answers (``answer``): ``most_visited`` (the classic MCTS decision: from the
 root, follow the most visited child, ties to the higher Q then the earlier node, to the end of the
 visited tree; the answer is that node's solution, its rollout if the node is not terminal; no confidence
-is reported), ``best_value`` (the simulated solution with the highest value) or ``vote`` (majority over
+is reported; if that solution has no answer, e.g. a rollout cut off before its ``\\boxed{}``, the majority
+vote answers instead and the vote event's ``fallback`` says so), ``best_value`` (the simulated solution with the highest value) or ``vote`` (majority over
 the answers of all simulated solutions). Every simulated solution is a ``sample`` in the trace; each
 iteration adds ``select``, ``expand`` and ``backprop`` events.
 
