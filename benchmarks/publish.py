@@ -204,7 +204,7 @@ def export(store: RunStore, out: Path, readme: Path) -> dict[str, Any]:
         if found and run.n_done >= run.n_planned:  # a run in progress is not plotted
             name = _label(entry, found[0]).removesuffix(f" n={found[0].budget}")
             curves[entry.dataset].append(
-                Series(entry.model, entry.strategy, name, tuple(found), (run.run_id,))
+                Series(entry.model, entry.strategy, name, tuple(found), (run.run_id,), entry.dataset)
             )
     summary: dict[str, Any] = {"rows": rows, "compare": {}, "plots": {}}
     for dataset in LIMITS:

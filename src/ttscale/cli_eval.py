@@ -29,6 +29,7 @@ from .backends.draws import DrawFile, DrawReplay
 from .cli import Backend, _close, _errors, _stderr, _stdout, open_generator, parse_params
 from .errors import ConfigError
 from .evals import datasets
+from .evals.analysis import dataset_slice
 from .evals.datasets import Example
 from .evals.executors import Executor, LocalExecutor, RayExecutor
 from .evals.metrics import RunMetrics, compare, summarize
@@ -373,11 +374,8 @@ def compare_command(run_a: RunArg, run_b: RunArg, store: StoreOpt = None) -> Non
 
 def _describe(config: Any) -> tuple[str, str, str]:
     """(dataset[slice], strategy params, model) of a run's config, for one table row."""
-    offset, limit = config.get("offset", 0), config.get("limit")
-    part = f"[{offset}:{'' if limit is None else offset + limit}]"
     params = " ".join(f"{k}={v}" for k, v in config.get("params", {}).items())
-    dataset = str(config.get("dataset"))
-    return f"{dataset}{part}", f"{config.get('strategy')} {params}".strip(), str(config.get("model"))
+    return dataset_slice(config), f"{config.get('strategy')} {params}".strip(), str(config.get("model"))
 
 
 def _pairs_table(title: str, pairs: Any) -> Table:

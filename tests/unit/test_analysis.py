@@ -13,6 +13,7 @@ from ttscale.evals.analysis import (
     predicted_bins,
     run_point,
     sample_curve,
+    series_of_runs,
     subsample_rule,
     subsampled_point,
 )
@@ -25,14 +26,19 @@ def s(index: int, group: int | None, correct: bool, tokens: int = 10, **extra: f
 
 
 def prob(
-    pid: str, samples: list[SampleRecord], prompt: int = 20, flops: float | None = None
+    pid: str,
+    samples: list[SampleRecord],
+    prompt: int = 20,
+    flops: float | None = None,
+    result: dict[str, object] | None = None,
+    completion: int | None = None,
 ) -> ProblemRecord:
-    completion = sum(x.tokens or 0 for x in samples)
+    completion = sum(x.tokens or 0 for x in samples) if completion is None else completion
     usage = ModelUsage(
         1, prompt, 0, completion, 0, flops if flops is not None else 2.0 * (prompt + completion)
     )
     final = samples[0].correct if samples else False
-    return ProblemRecord(0, pid, "number", 0, "1", "1", final, usage, 1.0, None, {}, tuple(samples))
+    return ProblemRecord(0, pid, "number", 0, "1", "1", final, usage, 1.0, None, result or {}, tuple(samples))
 
 
 # p1: wrong first, then the right answer wins from k = 3 on; p2: right from the start
@@ -64,6 +70,67 @@ def test_best_of_n_naive_takes_the_best_scored_of_the_first_k() -> None:
     # weighted sums scores per answer: group 0 has 0.9, group 1 has 0.95 then 1.05
     assert [weighted(p.samples, k) for k in (1, 2, 3)] == [False, True, True]
     assert subsample_rule("mcts", {}) is None
+
+
+def test_best_of_n_selects_only_among_samples_that_voted() -> None:
+    # the best score belongs to a sample without an answer, then to one the budget left unscored: neither
+    # can win in best_of_n itself (no answer abstains, an unscored sample has no weight)
+    no_answer = s(0, None, False, score=0.9)
+    unscored = SampleRecord(2, "", 10, "5", False, 1, score=None, data={"voted": False})
+    p = prob("p", [no_answer, s(1, 0, True, score=0.6), unscored])
+    naive = subsample_rule("best_of_n", {"selection": "naive"})
+    weighted = subsample_rule("best_of_n", {})
+    assert naive is not None and weighted is not None
+    assert naive(p.samples, 1) is False  # nothing voted yet
+    assert naive(p.samples, 3) is True
+    assert weighted(p.samples, 3) is True  # the unscored sample's 1.0 fallback weight no longer outvotes
+    assert not unscored.voted and s(1, 0, True).voted and not no_answer.voted
+
+
+def test_a_verifier_s_cost_is_split_over_the_samples_it_scored() -> None:
+    # policy: 20 prompt tokens shared, samples of 10, 30, 20 tokens; the judge read each sample on its own:
+    # 3 * 40 prompt tokens and 3 verdict tokens, 2 FLOPs per token like the rest
+    scoring = {"prompt_tokens": 120, "completion_tokens": 3, "flops": 2.0 * 123}
+    trace = [{"kind": "sample"}, {"kind": "vote", "scoring": scoring}]
+    samples = [s(0, 0, True, 10, score=0.5), s(1, 0, True, 30, score=0.5), s(2, 0, True, 20, score=0.5)]
+    p = prob("p", samples, prompt=20 + 120, completion=60 + 3, result={"trace": trace})
+    rule = subsample_rule("best_of_n", {})
+    assert rule is not None
+    at1 = subsampled_point([p], 1, rule, "bon n=1")
+    assert at1.tokens_per_problem == pytest.approx(20 + 10 + 123 / 3)
+    assert at1.flops_per_problem == pytest.approx(2.0 * (20 + 10) + 2.0 * 123 / 3)
+    at3 = subsampled_point([p], 3, rule, "bon n=3")
+    assert at3.tokens_per_problem == p.usage.total_tokens and at3.flops_per_problem == p.usage.flops
+    # a record without the figure (an older run) is costed as before: every prompt token shared
+    old = prob("p", samples, prompt=20 + 120, completion=60 + 3)
+    assert subsampled_point([old], 1, rule, "n=1").tokens_per_problem == 20 + 120 + 10
+
+
+def test_series_never_mix_datasets_and_a_run_without_points_has_none() -> None:
+    def config(dataset: str, strategy: str = "cot", limit: int = 2) -> dict[str, object]:
+        return {"dataset": dataset, "limit": limit, "offset": 0, "model": "m", "strategy": strategy}
+
+    failed = ProblemRecord(0, "x", "number", 0, None, "1", False, ModelUsage(), 1.0, "Boom: no", {}, ())
+    series = series_of_runs(
+        [
+            ("r1", config("gsm8k"), [P1, P2]),
+            ("r2", config("math500"), [P1, P2]),
+            ("r3", config("gsm8k", limit=5), [P1, P2]),
+            ("r4", config("gsm8k", "self_consistency"), [failed]),
+        ]
+    )
+    assert sorted((x.dataset, x.run_ids) for x in series) == [
+        ("gsm8k[0:2]", ("r1",)),
+        ("gsm8k[0:5]", ("r3",)),
+        ("math500[0:2]", ("r2",)),
+    ]
+    assert {x.label for x in series} == {
+        "gsm8k[0:2] · m · cot",
+        "gsm8k[0:5] · m · cot",
+        "math500[0:2] · m · cot",
+    }
+    (alone,) = series_of_runs([("r1", config("gsm8k"), [P1, P2])])
+    assert alone.label == "m · cot"  # one slice: no need to name it
 
 
 def test_sample_curve_refuses_what_it_cannot_derive() -> None:

@@ -122,6 +122,20 @@ def test_self_judge_is_metered_under_the_policy_model(boxed: Boxed) -> None:
     assert draw_params.n == 4 and draw_params.logprobs is None  # the judge reads text only
     assert (draw_params.temperature, draw_params.top_k, draw_params.top_p) == (0.7, 40, 0.95)
     assert len(judge_prompts) == 4 and judge_params.max_tokens == 1 and judge_params.logprobs == 20
+    # the vote records what scoring cost, so that a smaller n derived from this run pays its share of it
+    (vote,) = events(result, "vote")
+    whole = usage["scripted"]
+    drawn_prompt = whole.prompt_tokens - vote["scoring"]["prompt_tokens"]
+    assert vote["scoring"]["completion_tokens"] == 4
+    assert drawn_prompt == gen.count_prompt_tokens([gen.calls[0][0][0]])[0]  # what remains: the policy's
+    assert vote["scoring"]["flops"] < whole.flops
+
+
+def test_a_scorer_without_model_calls_records_no_scoring_cost(boxed: Boxed) -> None:
+    gen = ScriptedGenerator([boxed("5")], top_fn=lambda tok, i: [(tok, math.log(0.5))])
+    result, _ = run(BestOfN(n=2, scorer="self_certainty"), gen)
+    (vote,) = events(result, "vote")
+    assert vote["scoring"] == {"prompt_tokens": 0, "completion_tokens": 0, "flops": 0.0}
 
 
 def test_the_followup_judge_asks_in_the_conversation_that_produced_each_solution(boxed: Boxed) -> None:

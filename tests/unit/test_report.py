@@ -62,6 +62,23 @@ def test_a_run_with_draws_is_marked_where_its_latency_is_shown(tmp_path: Path) -
     assert "so the latency is the replay's" in page and "--draws" not in plain
 
 
+def test_runs_on_different_problems_are_never_compared(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    small = ScriptedModel(name="small", n_params=1_000_000)
+    large = ScriptedModel(name="large", n_params=4_000_000)
+    with RunStore.open(tmp_path / "runs.sqlite") as store:
+        record_run(store, dataset(tmp_path / "a"), small, "self_consistency", {"n": "8"})
+        record_run(store, dataset(tmp_path / "b"), large, "cot", {})
+        page = build_report(store, None, tmp_path / "r.html", traces=False)
+    # same models and budgets as build_store, which makes a matched row: here the problems differ
+    assert "a series of another on the same problems" in page
+    assert "<table class='matched'>" not in page
+    points = re.search(r"<table class='points'>.*?</table>", page, re.S)
+    assert points and "/a/data.jsonl[0:] · small · self_consistency" in points.group(0)
+    assert "/b/data.jsonl[0:] · large · cot" in points.group(0)
+
+
 def test_report_of_chosen_runs_and_bad_requests(tmp_path: Path) -> None:
     path, (sc_run, greedy_run) = build_store(tmp_path)
     with RunStore.open(path, write=False) as store:

@@ -8,11 +8,15 @@ way). Rules (:data:`SUBSAMPLE_RULES`): ``self_consistency`` votes by majority (o
 score-weighted vote (``selection=weighted``). Adaptive and search strategies change what they do with the
 budget, so their curves come from one run per budget.
 
-Cost at k. A problem's tokens at k are its computed prompt tokens (shared by every sample) plus the first
-k samples' tokens; its FLOPs at k are its recorded FLOPs times (tokens at k / tokens at n). That
-attribution is exact for the 2·N·T term and approximates the attention term (which grows with position),
-a few percent of a small model's FLOPs at these lengths. A verifier's cost (best-of-N's judge) scales the
-same way, one judgement per sample.
+Cost at k. A problem's policy tokens at k are its computed prompt tokens (shared by every sample) plus
+the first k samples' tokens; its policy FLOPs at k are its policy FLOPs times (tokens at k / tokens at n).
+That attribution is exact for the 2·N·T term and approximates the attention term (which grows with
+position), a few percent of a small model's FLOPs at these lengths. A verifier reads each sample on its
+own, so its cost is not shared: best-of-N records what its scoring spent (the vote's ``scoring``), which is
+taken out of the policy's share and split evenly over the scored samples, each of the first k paying its
+part (samples are exchangeable, so that is the expected cost of scoring k; a judge prompt's head, computed
+once and then read from cache, is split too). Runs recorded before best-of-N kept that figure are costed as
+if all their prompt tokens were shared.
 
 Difficulty (Snell et al. 2024, arXiv 2408.03314, section 3): problems are put into ``n_bins`` equal-size
 bins, bin 1 the easiest. *Oracle* bins rank problems by the model's own pass@1 (the fraction of its samples
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from ..types import ModelUsage
 from .metrics import vote_correct, wilson_interval
 from .records import ProblemRecord, SampleRecord
 
@@ -38,7 +43,8 @@ Rule = Callable[[Sequence[SampleRecord], int], bool]
 
 
 def _best_scored(samples: Sequence[SampleRecord], k: int) -> bool:
-    first = list(samples[:k])
+    """best_of_n's naive rule: the best-scored of the first k samples that voted (an answer, a score)."""
+    first = [s for s in samples[:k] if s.voted]
     if not first:
         return False
     best = max(range(len(first)), key=lambda i: (first[i].vote_weight, -i))  # earliest on ties
@@ -121,11 +127,30 @@ def subsampled_point(problems: Sequence[ProblemRecord], k: int, rule: Rule, labe
         if not p.samples:  # a failed solve: wrong at every k, and it cost what it cost
             rows.append((p.problem_id, False, float(p.usage.total_tokens), p.usage.flops))
             continue
-        all_tokens = p.usage.prompt_tokens + sum(s.tokens or 0 for s in p.samples)
-        k_tokens = p.usage.prompt_tokens + sum(s.tokens or 0 for s in p.samples[:k])
+        scoring = _scoring_spent(p)
+        policy_prompt = p.usage.prompt_tokens - scoring.prompt_tokens
+        all_tokens = policy_prompt + sum(s.tokens or 0 for s in p.samples)
+        k_tokens = policy_prompt + sum(s.tokens or 0 for s in p.samples[:k])
         share = k_tokens / all_tokens if all_tokens else 1.0
-        rows.append((p.problem_id, rule(p.samples, k), float(k_tokens), p.usage.flops * share))
+        scored = sum(s.score is not None for s in p.samples)
+        part = sum(s.score is not None for s in p.samples[:k]) / scored if scored else 1.0
+        tokens = k_tokens + scoring.total_tokens * part
+        flops = (p.usage.flops - scoring.flops) * share + scoring.flops * part
+        rows.append((p.problem_id, rule(p.samples, k), float(tokens), flops))
     return _point(label, k, rows)
+
+
+def _scoring_spent(p: ProblemRecord) -> ModelUsage:
+    """What a problem's verifier spent, as its vote event records it (nothing if it has none)."""
+    for event in reversed(p.result.get("trace", ())):
+        spent = event.get("scoring") if isinstance(event, Mapping) and event.get("kind") == "vote" else None
+        if isinstance(spent, Mapping):
+            return ModelUsage(
+                prompt_tokens=int(spent.get("prompt_tokens", 0)),
+                completion_tokens=int(spent.get("completion_tokens", 0)),
+                flops=float(spent.get("flops", 0.0)),
+            )
+    return ModelUsage()
 
 
 def sample_curve(
@@ -219,13 +244,22 @@ seed belong to one series)."""
 
 @dataclass(frozen=True)
 class Series:
-    """Points of one (model, strategy, other settings) at increasing budgets."""
+    """Points of one (dataset slice, model, strategy, other settings) at increasing budgets."""
 
     model: str
     strategy: str
     label: str
     points: tuple[CurvePoint, ...]
     run_ids: tuple[str, ...]
+    dataset: str = ""
+    """The problems it was measured on (:func:`dataset_slice`): only series on the same ones compare."""
+
+
+def dataset_slice(config: Mapping[str, Any]) -> str:
+    """A run's problems as ``dataset[offset:end]``, e.g. ``gsm8k[0:100]`` (``gsm8k[0:]``: all of them)."""
+    offset, limit = int(config.get("offset") or 0), config.get("limit")
+    end = "" if limit is None else str(offset + int(limit))
+    return f"{config.get('dataset')}[{offset}:{end}]"
 
 
 def _powers_up_to(n: int) -> list[int]:
@@ -236,11 +270,14 @@ def series_of_runs(runs: Sequence[tuple[str, Mapping[str, Any], Sequence[Problem
     """Group ``(run_id, config, problems)`` triples into series.
 
     A sampling run (see :data:`SUBSAMPLE_RULES`) contributes its subsampled points at 1, 2, 4, ... up to
-    its sample count; any other run contributes one point at its budget knob's value. Points of a series
-    are sorted by FLOPs; when two runs give the same budget, the later run's point is kept.
+    its sample count; any other run contributes one point at its budget knob's value. Runs on different
+    problems (dataset and slice) never share a series, and labels name the slice when there are several.
+    Points of a series are sorted by FLOPs; when two runs give the same budget, the later run's point is
+    kept. A run with no problem solved (every solve failed) has no points and no series.
     """
-    groups: dict[tuple[str, str, str], dict[int, CurvePoint]] = {}
-    ids: dict[tuple[str, str, str], list[str]] = {}
+    Key = tuple[str, str, str, str]
+    groups: dict[Key, dict[int, CurvePoint]] = {}
+    ids: dict[Key, list[str]] = {}
     for run_id, config, problems in runs:
         if not problems:
             continue
@@ -249,7 +286,7 @@ def series_of_runs(runs: Sequence[tuple[str, Mapping[str, Any], Sequence[Problem
         rest = {k: v for k, v in sorted(params.items()) if k not in (knob, "seed")}
         budget_note = "" if config.get("budget_tokens") is None else f" budget {config['budget_tokens']} tok"
         detail = " ".join(f"{k}={v}" for k, v in rest.items())
-        key = (str(config["model"]), strategy, detail + budget_note)
+        key = (dataset_slice(config), str(config["model"]), strategy, detail + budget_note)
         points = groups.setdefault(key, {})
         ids.setdefault(key, []).append(run_id)
         rule = subsample_rule(strategy, params)
@@ -260,9 +297,14 @@ def series_of_runs(runs: Sequence[tuple[str, Mapping[str, Any], Sequence[Problem
         else:
             budget = int(float(params.get(knob, 0) or 0)) if knob else 0
             points[budget] = run_point(problems, f"{strategy} {knob}={budget}" if knob else strategy, budget)
+    several = len({key[0] for key in groups}) > 1
     out = []
-    for (model, strategy, detail), points in groups.items():
-        label = f"{model} · {strategy}" + (f" ({detail.strip()})" if detail.strip() else "")
+    for key, points in groups.items():
+        if not points:
+            continue
+        dataset, model, strategy, detail = key
+        label = (f"{dataset} · " if several else "") + f"{model} · {strategy}"
+        label += f" ({detail.strip()})" if detail.strip() else ""
         ordered = tuple(sorted(points.values(), key=lambda p: (p.flops_per_problem, p.budget)))
-        out.append(Series(model, strategy, label, ordered, tuple(ids[(model, strategy, detail)])))
+        out.append(Series(model, strategy, label, ordered, tuple(ids[key]), dataset))
     return out

@@ -56,12 +56,15 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def vote_correct(samples: Sequence[SampleRecord], k: int, *, weighted: bool) -> bool:
-    """Whether the vote of the first ``k`` samples picks a correct answer (no answer: wrong)."""
+    """Whether the vote of the first ``k`` samples picks a correct answer (no answer: wrong).
+
+    Unweighted (maj@k), every sample with an answer votes; weighted, only those that voted in the
+    strategy's own weighted vote (an unscored best-of-N sample has no weight to give)."""
     tally: dict[int, float] = {}
     first: dict[int, SampleRecord] = {}
     for s in samples[:k]:
-        if s.group is None:
-            continue  # no extractable answer: abstains, as in the strategies' own votes
+        if s.group is None or (weighted and not s.voted):
+            continue  # no extractable answer (or no weight): abstains, as in the strategies' own votes
         tally[s.group] = tally.get(s.group, 0.0) + (s.vote_weight if weighted else 1.0)
         first.setdefault(s.group, s)
     if not tally:

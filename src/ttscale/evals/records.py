@@ -44,6 +44,12 @@ class SampleRecord:
     """Every other field of the trace event."""
 
     @property
+    def voted(self) -> bool:
+        """Whether it took part in its strategy's vote: it has an answer, and the strategy did not leave it
+        out (best-of-N's unscored samples, DeepConf's filtered traces: their event says ``voted: false``)."""
+        return self.group is not None and self.data.get("voted", True) is not False
+
+    @property
     def vote_weight(self) -> float:
         """The weight weighted@k uses: weight, else score, else confidence, else 1."""
         for value in (self.weight, self.score, self.confidence):

@@ -26,7 +26,15 @@ from typing import Any
 from ..errors import CapabilityError, ConfigError
 from ..viewer.trace_file import TRACE_FORMAT, TRACE_VERSION, check_writable, write_text_atomic
 from ..viewer.trace_html import render_trace_html
-from .analysis import CurvePoint, Series, accuracy_by_bin, flops_matched, oracle_bins, series_of_runs
+from .analysis import (
+    CurvePoint,
+    Series,
+    accuracy_by_bin,
+    dataset_slice,
+    flops_matched,
+    oracle_bins,
+    series_of_runs,
+)
 from .metrics import summarize
 from .records import ProblemRecord, RunInfo
 from .store import RunStore
@@ -96,14 +104,16 @@ def plot_scaling(series: Sequence[Series]) -> str:
     return _png(fig)
 
 
-def plot_bins(series: Sequence[Series], bins: Mapping[str, int]) -> str:
+def plot_bins(series: Sequence[Series], bins: Bins) -> str:
+    """Each series on the bins' problems at its largest budget, one bar per bin."""
     plt = _pyplot()
-    n_bins = max(bins.values())
+    series = [s for s in series if s.points and s.dataset == bins.dataset]
+    n_bins = max(bins.bins.values())
     fig, ax = plt.subplots(figsize=(8, 4))
     width = 0.8 / max(len(series), 1)
     for i, s in enumerate(series):
         top = s.points[-1]  # the largest budget of the series
-        acc = accuracy_by_bin(top, bins)
+        acc = accuracy_by_bin(top, bins.bins)
         xs = [b + (i - (len(series) - 1) / 2) * width for b in range(1, n_bins + 1)]
         ax.bar(
             xs,
@@ -112,7 +122,7 @@ def plot_bins(series: Sequence[Series], bins: Mapping[str, int]) -> str:
             label=f"{s.label} [{top.budget}]",
         )
     ax.set_xticks(range(1, n_bins + 1))
-    ax.set_xlabel("difficulty bin (1 = easiest, by the model's own pass@1)")
+    ax.set_xlabel(f"difficulty bin (1 = easiest, by {bins.model}'s pass@1 in run {bins.run_id})")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7)
@@ -139,7 +149,19 @@ def plot_tokens(runs: Sequence[LoadedRun]) -> str:
 # -- analysis --------------------------------------------------------------------------------------------
 
 
-def difficulty_bins(runs: Sequence[LoadedRun], n_bins: int = 5) -> tuple[dict[str, int], str] | None:
+@dataclass(frozen=True)
+class Bins:
+    """Oracle difficulty bins, and the run whose samples ranked the problems."""
+
+    bins: dict[str, int]
+    """Problem id to bin (1 easiest)."""
+    run_id: str
+    model: str
+    dataset: str
+    """The run's problems (:func:`~.analysis.dataset_slice`): the bins apply to series on these only."""
+
+
+def difficulty_bins(runs: Sequence[LoadedRun], n_bins: int = 5) -> Bins | None:
     """Oracle bins from the run with the most samples per problem (None without a sampling run)."""
     best: LoadedRun | None = None
     best_count = 1
@@ -149,17 +171,20 @@ def difficulty_bins(runs: Sequence[LoadedRun], n_bins: int = 5) -> tuple[dict[st
             best, best_count = r, min(counts)
     if best is None:
         return None
-    return oracle_bins(best.problems, n_bins), best.info.run_id
+    c = best.info.config
+    return Bins(oracle_bins(best.problems, n_bins), best.info.run_id, str(c.get("model")), dataset_slice(c))
 
 
-def matched_rows(series: Sequence[Series], bins: Mapping[str, int] | None) -> list[MatchedRow]:
+def matched_rows(series: Sequence[Series], binned: Bins | None) -> list[MatchedRow]:
+    """Each greedy run against every other model's curve on the same problems, at matched FLOPs."""
     rows = []
     for g in series:
         if g.strategy not in GREEDY or len(g.points) != 1:
             continue
         target = g.points[0]
+        bins = binned.bins if binned is not None and binned.dataset == g.dataset else None
         for other in series:
-            if other.model == g.model or len(other.points) < 2:
+            if other.model == g.model or other.dataset != g.dataset or len(other.points) < 2:
                 continue
             m = flops_matched(other.points, target.flops_per_problem)
             if m is None:
@@ -216,9 +241,8 @@ def build_report(store: RunStore, run_ids: Sequence[str] | None, out: Path, *, t
     runs = [LoadedRun(i, store.problems(i.run_id)) for i in infos]
     series = series_of_runs([(r.info.run_id, r.info.config, r.problems) for r in runs])
     binned = difficulty_bins(runs)
-    bins = binned[0] if binned else None
     links = _trace_pages(runs, out.with_name(out.stem + "_traces")) if traces else {}
-    page = _page(runs, series, binned, matched_rows(series, bins), links)
+    page = _page(runs, series, binned, matched_rows(series, binned), links)
     write_text_atomic(out, page)
     return page
 
@@ -226,7 +250,7 @@ def build_report(store: RunStore, run_ids: Sequence[str] | None, out: Path, *, t
 def _page(
     runs: Sequence[LoadedRun],
     series: Sequence[Series],
-    binned: tuple[dict[str, int], str] | None,
+    binned: Bins | None,
     matched: Sequence[MatchedRow],
     links: Mapping[tuple[str, int], str],
 ) -> str:
@@ -266,10 +290,10 @@ def _page(
                          f"<td>{p.tokens_per_problem:.1f}</td><td>{p.flops_per_problem:.3g}</td></tr>")  # fmt: skip
     parts.append("</table>")
     if binned:
-        bins, source = binned
         parts += ["<h2>Difficulty bins</h2>",
-                  f"<p>Oracle bins: problems ranked by pass@1 of run {e(source)}'s samples, five equal bins.</p>",
-                  f"<img alt='accuracy per difficulty bin' src='{plot_bins(series, bins)}'>"]  # fmt: skip
+                  f"<p>Oracle bins: problems of {e(binned.dataset)} ranked by pass@1 of run {e(binned.run_id)}'s "
+                  f"samples ({e(binned.model)}), five equal bins; the series on those problems.</p>",
+                  f"<img alt='accuracy per difficulty bin' src='{plot_bins(series, binned)}'>"]  # fmt: skip
     else:
         parts.append("<h2>Difficulty bins</h2><p>No sampling run among these runs: no bins.</p>")
     parts.append("<h2>FLOPs-matched comparison</h2>")
@@ -289,7 +313,9 @@ def _page(
             )
         parts.append("</table>")
     else:
-        parts.append("<p>Needs a greedy run of one model and a series of another within its FLOPs.</p>")
+        parts.append(
+            "<p>Needs a greedy run of one model and a series of another on the same problems within its FLOPs.</p>"
+        )
     parts += ["<h2>Generated tokens</h2>", f"<img alt='token histograms' src='{plot_tokens(runs)}'>"]
     parts.append("<h2>Problems</h2>")
     for r in runs:

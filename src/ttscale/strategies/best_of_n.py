@@ -43,7 +43,7 @@ from ..answers import extract_answer, group_answers
 from ..errors import BudgetExhausted, UnknownNameError
 from ..prompts import cot_prompt
 from ..scorers import SCORERS, DrawPlanner, OutcomeScorer, Sample, ScorerSpec
-from ..types import Candidate, Completion, Prompt, Result, SamplingParams, TraceEvent
+from ..types import Candidate, Completion, ModelUsage, Prompt, Result, SamplingParams, TraceEvent
 from .base import check, check_sampling, path_params, sample_event
 from .self_consistency import final_line
 
@@ -119,11 +119,13 @@ class BestOfN:
             scorer = spec.build(generator, judge)  # a missing capability fails here, before any sampling
             drawn, stop = self._draw(problem, prompt, generator, scorer)
             samples = [Sample(prompt.assistant_prefix + c.text, c, prompt) for c in drawn]
+            before = generator.usage().total
             scores, cut = self._score(problem, scorer, samples)
+            scoring = _spent_since(before, generator.usage().total)
             judge_name = judge.model.name if judge is not None else None
         answers, kind, method = _answers(problem, samples[: len(scores)])
         candidates, best = self._select(answers, scores, kind)
-        vote = self._vote(candidates, best, answers, method, judge_name, len(samples))
+        vote = self._vote(candidates, best, answers, method, judge_name, len(samples), scoring)
         trace = [*self._sample_events(problem, samples, drawn, scores), vote]
         trace.extend(e for e in (stop, cut) if e is not None)
         return Result(
@@ -229,6 +231,7 @@ class BestOfN:
         method: str,
         judge: str | None,
         drawn: int,
+        scoring: dict[str, float],
     ) -> TraceEvent:
         return TraceEvent(
             "vote",
@@ -244,6 +247,7 @@ class BestOfN:
                 "drawn": drawn,
                 "requested": self.n,
                 "abstained": [i for i, a in enumerate(answers) if a is None],
+                "scoring": scoring,
             },
         )
 
@@ -271,6 +275,16 @@ class BestOfN:
             ev = sample_event(i, s.text, c, ext.value, ext.method, scored and ext.value is not None)
             events.append(TraceEvent("sample", {**ev.data, "score": scores[i] if scored else None}))
         return events
+
+
+def _spent_since(before: ModelUsage, after: ModelUsage) -> dict[str, float]:
+    """What scoring cost, every model together: the analysis splits it per scored sample when it derives
+    a smaller n from this run (the judge reads each sample on its own, unlike the shared policy prompt)."""
+    return {
+        "prompt_tokens": after.prompt_tokens - before.prompt_tokens,
+        "completion_tokens": after.completion_tokens - before.completion_tokens,
+        "flops": after.flops - before.flops,
+    }
 
 
 def _answers(problem: Problem, samples: Sequence[Sample]) -> tuple[list[str | None], str, str]:
