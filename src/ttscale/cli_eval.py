@@ -358,6 +358,11 @@ def compare_command(run_a: RunArg, run_b: RunArg, store: StoreOpt = None) -> Non
     """Two runs' metrics side by side, and the problems whose verdict flipped."""
     with _errors(), RunStore.open(store, write=False) as runs:
         a, b = runs.run(run_a), runs.run(run_b)
+        if a.config.get("dataset") != b.config.get("dataset"):  # problem ids would pair by accident
+            raise ConfigError(
+                f"runs {a.run_id} and {b.run_id} are on different datasets ({a.config.get('dataset')}, "
+                f"{b.config.get('dataset')}): compare runs on the same one, or read each with `runs show`"
+            )
         problems_a, problems_b = runs.problems(a.run_id), runs.problems(b.run_id)
         out = _stdout()
         out.print(

@@ -133,6 +133,16 @@ def test_series_never_mix_datasets_and_a_run_without_points_has_none() -> None:
     assert alone.label == "m · cot"  # one slice: no need to name it
 
 
+def test_a_run_without_its_budget_knob_sits_at_the_strategy_s_default() -> None:
+    base = {"dataset": "gsm8k", "limit": 2, "model": "m"}
+    runs = [
+        ("r1", base | {"strategy": "mcts"}, [P1, P2]),
+        ("r2", base | {"strategy": "budget_forcing", "params": {"max_thinking_tokens": "512"}}, [P1, P2]),
+    ]
+    budgets = {x.strategy: [p.budget for p in x.points] for x in series_of_runs(runs)}
+    assert budgets == {"mcts": [16], "budget_forcing": [512]}  # MCTS's default 16 iterations
+
+
 def test_sample_curve_refuses_what_it_cannot_derive() -> None:
     with pytest.raises(ConfigError, match="cannot be subsampled"):
         sample_curve([P1], "beam_search", {}, [1])

@@ -127,6 +127,12 @@ def test_runs_compare_lists_flipped_problems(files: dict[str, Path], tmp_path: P
     assert compared.exit_code == 0, compared.output
     assert "answers disagree on: 4" in compared.stdout
     assert "wrong -> correct (1): q1" in compared.stdout and "correct -> wrong (1): q2" in compared.stdout
+    other = tmp_path / "other.jsonl"
+    other.write_text(files["data"].read_text(encoding="utf-8"), encoding="utf-8")  # the same ids, q0...
+    result = runner.invoke(cli.app, eval_args({**files, "data": other}, "--json", "--limit", "4"))
+    elsewhere = json.loads(result.stdout)["run_id"]
+    refused = runner.invoke(cli.app, ["runs", "compare", ids[0], elsewhere, "--store", str(files["store"])])
+    assert refused.exit_code == 2 and "are on different datasets" in refused.output
 
 
 def test_runs_delete_removes_one_run_after_asking(files: dict[str, Path]) -> None:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UnknownNameError
 from ..types import ModelUsage
 from .metrics import vote_correct, wilson_interval
 from .records import ProblemRecord, SampleRecord
@@ -266,6 +266,19 @@ def _powers_up_to(n: int) -> list[int]:
     return sorted({2**i for i in range(n.bit_length()) if 2**i <= n} | {n}) if n >= 1 else []
 
 
+def _knob_value(strategy: str, knob: str, params: Mapping[str, Any]) -> int:
+    """The budget knob's value in a run: as given, else the strategy's default (0 if it has none)."""
+    value = params.get(knob)
+    if value is None:
+        from ..strategies.base import strategy_class, strategy_params
+
+        try:
+            value = next((p.default for p in strategy_params(strategy_class(strategy)) if p.name == knob), 0)
+        except UnknownNameError:  # a store written by a version with another strategy of that name
+            value = 0
+    return int(float(value or 0))
+
+
 def series_of_runs(runs: Sequence[tuple[str, Mapping[str, Any], Sequence[ProblemRecord]]]) -> list[Series]:
     """Group ``(run_id, config, problems)`` triples into series.
 
@@ -295,7 +308,7 @@ def series_of_runs(runs: Sequence[tuple[str, Mapping[str, Any], Sequence[Problem
             for k in _powers_up_to(have):
                 points[k] = subsampled_point(problems, k, rule, f"{strategy} {knob}={k}")
         else:
-            budget = int(float(params.get(knob, 0) or 0)) if knob else 0
+            budget = _knob_value(strategy, knob, params) if knob else 0
             points[budget] = run_point(problems, f"{strategy} {knob}={budget}" if knob else strategy, budget)
     several = len({key[0] for key in groups}) > 1
     out = []

@@ -39,7 +39,7 @@ tight budget stops thinking before it is actually spent. If even the answer call
 are taken from the thinking.
 
 Defaults. ``min_thinking_tokens`` unset means every early end is suppressed (s1's ``thinking_n_ignore``);
-``max_waits=2`` is the smallest of s1's extrapolation settings (2, 4 and 6 suppressions).
+``max_waits=2`` is one of s1's extrapolation settings (its eval commands run 1, 2, 4 and 6 suppressions).
 ``max_thinking_tokens=1024`` and ``max_answer_tokens=128`` are ours, sized for 0.5B models (s1-32B thinks
 for up to 32k tokens).
 """

@@ -6,7 +6,9 @@ Token confidence is the negative mean logprob of the k most likely tokens at a p
 
 A group confidence is the mean C_i over a sliding window of tokens; a trace is summarised by its lowest
 group, the mean of its bottom 10% of groups, its tail (last ``window`` tokens) or its mean, as in the
-paper and its reference code. :class:`ConfidenceStop` is the online early-stopping criterion.
+paper and its reference code. The reference fixes the tail at 2,048 tokens, its group size too; here the
+tail follows ``window``, so with a shorter window (this project's default is 64) the tail is shorter
+than the paper's. :class:`ConfidenceStop` is the online early-stopping criterion.
 """
 
 from __future__ import annotations
