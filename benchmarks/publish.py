@@ -115,12 +115,13 @@ def _plan_for(dataset: str) -> list[Entry]:
                 concurrency=6,
                 draws=draws,
             )
-            # self-certainty selects the single most certain sample, as Kang et al. 2025 do (summing its
-            # scores per answer would be close to a plain majority vote); the judges use best_of_n's default,
-            # Snell et al.'s weighted vote. The follow-up judge reads each solution from the prefix cache the
+            # self-certainty selects as Kang et al. 2025 do: the single most certain sample, and their Borda
+            # vote, which replays the same draw (summing its scores per answer would be close to a plain
+            # majority vote); the judges use best_of_n's default, Snell et al.'s weighted vote. The follow-up judge reads each solution from the prefix cache the
             # draw left: a replayed draw leaves none, so that row draws its own samples
             for key, params, draws in (
                 ("certainty", {"scorer": "self_certainty", "selection": "naive"}, True),
+                ("certainty_borda", {"scorer": "self_certainty", "selection": "borda"}, True),
                 ("judge", {"scorer": "llm_judge"}, True),
                 ("followup", {"scorer": "followup_judge"}, False),
             )
@@ -138,7 +139,9 @@ def _plan_for(dataset: str) -> list[Entry]:
 # follow-up judge rows (beyond what issue 5 asks for) last of all. The table shows rows in _ALL's order.
 _ALL = _plan_for("gsm8k") + _plan_for("math500")
 _FIRST = ("gsm8k/cot", "gsm8k/cot_large", "gsm8k/sc", "math500/cot", "math500/cot_large", "math500/sc")
-_LAST = tuple(f"{d}/best_of_n_{k}" for k in ("certainty", "judge", "followup") for d in LIMITS)
+_LAST = tuple(
+    f"{d}/best_of_n_{k}" for k in ("certainty", "certainty_borda", "judge", "followup") for d in LIMITS
+)
 PLAN = (
     [e for k in _FIRST for e in _ALL if e.key == k]
     + [e for e in _ALL if e.key not in _FIRST + _LAST]

@@ -87,6 +87,27 @@ def test_best_of_n_selects_only_among_samples_that_voted() -> None:
     assert not unscored.voted and s(1, 0, True).voted and not no_answer.voted
 
 
+def test_best_of_n_borda_ranks_the_first_k_afresh() -> None:
+    # answers 3, 5, 5, 7 (groups 0, 1, 1, 2) scored 0.9, 0.2, 0.3, 0.8; only 5 is right
+    p = prob(
+        "p",
+        [
+            s(0, 0, False, score=0.9),
+            s(1, 1, True, score=0.2),
+            s(2, 1, True, score=0.3),
+            s(3, 2, False, score=0.8),
+        ],
+    )
+    borda = subsample_rule("best_of_n", {"selection": "borda"})
+    majority = subsample_rule("best_of_n", {"selection": "borda", "borda_power": "0"})
+    assert borda is not None and majority is not None
+    # k=2: ranks 1, 2 -> 3 gets sqrt(2), 5 gets 1; k=3: 3 gets sqrt(3), 5 gets 1 + sqrt(2); k=4 as the strategy
+    assert [borda(p.samples, k) for k in (1, 2, 3, 4)] == [False, False, True, True]
+    assert [majority(p.samples, k) for k in (1, 2, 3, 4)] == [False, False, True, True]
+    steep = subsample_rule("best_of_n", {"selection": "borda", "borda_power": "3"})
+    assert steep is not None and steep(p.samples, 4) is False
+
+
 def test_a_verifier_s_cost_is_split_over_the_samples_it_scored() -> None:
     # policy: 20 prompt tokens shared, samples of 10, 30, 20 tokens; the judge read each sample on its own:
     # 3 * 40 prompt tokens and 3 verdict tokens, 2 FLOPs per token like the rest

@@ -21,6 +21,7 @@ from ttscale.scorers.llm_judge import FOLLOWUP_QUESTION, JUDGE_SYSTEM_PROMPT, Fo
 from ttscale.strategies import best_of_n as bon
 from ttscale.strategies import build_strategy
 from ttscale.strategies.best_of_n import BestOfN
+from ttscale.strategies.voting import borda_votes
 from ttscale.types import Message, Prompt
 
 PROBLEM = Problem("What is 2 + 3?")
@@ -71,6 +72,41 @@ def test_naive_and_weighted_pick_different_winners(boxed: Boxed) -> None:
     assert [(c.answer, c.votes) for c in weighted.candidates] == [("5", pytest.approx(1.2)), ("3", 0.9)]
     assert [(c.answer, c.votes) for c in naive.candidates] == [("3", pytest.approx(0.9)), ("5", 0.6)]
     assert "\\boxed{3}" in naive.response and "\\boxed{5}" in weighted.response
+
+
+def test_borda_votes_by_rank_as_kang_et_al(boxed: Boxed) -> None:
+    # scores 90, 20, 30, 80: ranks 1, 4, 3, 2, so votes 4^p, 1, 2^p, 3^p
+    policy = [boxed("3"), boxed("5", "First way."), boxed("5", "Second way."), boxed("7")]
+    marks = {"boxed{3}": 90, "First way.": 20, "Second way.": 30, "boxed{7}": 80}
+
+    def judge(text: str) -> int:
+        return next(pct for mark, pct in marks.items() if mark in text)
+
+    results = {}
+    for selection, power in (
+        ("naive", 0.5),
+        ("weighted", 0.5),
+        ("borda", 0.5),
+        ("borda", 0.0),
+        ("borda", 3.0),
+    ):
+        strategy = BestOfN(n=4, selection=selection, borda_power=power)  # type: ignore[arg-type]
+        results[(selection, power)], _ = run(strategy, self_judging(policy, judge))
+    assert results[("naive", 0.5)].answer == results[("weighted", 0.5)].answer == "3"  # 0.9 beats 0.5
+    borda = results[("borda", 0.5)]
+    assert borda.answer == "5"  # 1 + sqrt(2) = 2.41 beats sqrt(4) = 2 and sqrt(3) = 1.73
+    assert [(c.answer, c.votes) for c in borda.candidates] == [
+        ("5", pytest.approx(1 + math.sqrt(2))),
+        ("3", pytest.approx(2.0)),
+        ("7", pytest.approx(math.sqrt(3))),
+    ]
+    assert borda.confidence == pytest.approx((1 + math.sqrt(2)) / (3 + math.sqrt(2) + math.sqrt(3)))
+    assert "\\boxed{5}" in borda.response
+    assert results[("borda", 0.0)].answer == "5"  # power 0: a majority vote
+    assert results[("borda", 3.0)].answer == "3"  # 64 against 27 and 8 + 1: close to naive
+    assert borda_votes([0.5, 0.9, 0.5], 1.0) == [2.0, 3.0, 1.0]  # equal scores: the earlier ranks higher
+    with pytest.raises(ConfigError, match="borda_power must be a finite number >= 0"):
+        BestOfN(selection="borda", borda_power=-1.0)
 
 
 def test_weighted_response_is_the_best_scored_member_of_the_winning_group(boxed: Boxed) -> None:
@@ -297,7 +333,7 @@ def test_unaffordable_scoring_leaves_the_last_samples_unscored() -> None:
     ("params", "fragment"),
     [
         ({"n": 0}, "n must be an integer >= 1"),
-        ({"selection": "best"}, "selection must be weighted or naive"),
+        ({"selection": "best"}, "selection must be weighted, naive or borda"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"judge_model": " "}, "judge_model must be a name or none"),
         ({"scorer": "self_certainty", "judge_model": "x"}, "judge_model must be none with scorer"),

@@ -4,8 +4,9 @@ Subsampling. A sampling strategy's smaller budgets need no new runs: the first k
 run are the samples a k-sample run with the same seed draws (sample i uses seed + i), so accuracy at k is
 the strategy's own selection rule over those k (Hugging Face search-and-learn derives its curves the same
 way). Rules (:data:`SUBSAMPLE_RULES`): ``self_consistency`` votes by majority (or by its weights with
-``weighting=length_normalized``); ``best_of_n`` takes the best-scored sample (``selection=naive``) or the
-score-weighted vote (``selection=weighted``). Adaptive and search strategies change what they do with the
+``weighting=length_normalized``); ``best_of_n`` takes the best-scored sample (``selection=naive``), the
+score-weighted vote (``selection=weighted``) or the Borda vote over the first k's ranks
+(``selection=borda``). Adaptive and search strategies change what they do with the
 budget, so their curves come from one run per budget.
 
 Cost at k. A problem's policy tokens at k are its computed prompt tokens (shared by every sample) plus
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, UnknownNameError
+from ..strategies.voting import borda_votes
 from ..types import ModelUsage
 from .metrics import vote_correct, wilson_interval
 from .records import ProblemRecord, SampleRecord
@@ -57,10 +59,30 @@ def subsample_rule(strategy: str, params: Mapping[str, Any]) -> Rule | None:
         weighted = str(params.get("weighting", "majority")) == "length_normalized"
         return lambda samples, k: vote_correct(samples, k, weighted=weighted)
     if strategy == "best_of_n":
-        if str(params.get("selection", "weighted")) == "naive":
+        selection = str(params.get("selection", "weighted"))
+        if selection == "naive":
             return _best_scored
+        if selection == "borda":
+            power = float(params.get("borda_power", 0.5))
+            return lambda samples, k: _borda_correct(samples, k, power)
         return lambda samples, k: vote_correct(samples, k, weighted=True)
     return None
+
+
+def _borda_correct(samples: Sequence[SampleRecord], k: int, power: float) -> bool:
+    """best_of_n's Borda rule on the first k samples: ranks among those scored, votes among those that
+    voted (the ranks depend on k, so the weights are computed afresh for each k)."""
+    scored = [s for s in samples[:k] if s.score is not None]
+    votes = borda_votes([s.score for s in scored if s.score is not None], power)
+    tally: dict[int, float] = {}
+    first: dict[int, SampleRecord] = {}
+    for s, v in zip(scored, votes, strict=True):
+        if s.voted and s.group is not None:
+            tally[s.group] = tally.get(s.group, 0.0) + v
+            first.setdefault(s.group, s)
+    if not tally:
+        return False
+    return first[max(tally, key=tally.__getitem__)].correct  # max keeps the first of equals
 
 
 SUBSAMPLE_RULES = ("self_consistency", "best_of_n")

@@ -7,12 +7,18 @@ verifier-weighted voting) rather than the single top-scored sample::
 
     naive:     answer = a_{i*},   i* = argmax_i s_i
     weighted:  answer = argmax_a  sum_i s_i [a_i ~ a]        (the default, as in Snell et al.)
+    borda:     answer = argmax_a  sum_i (N - r_i + 1)^p [a_i ~ a]
 
 with s_i the score of sample i and ``~`` answer equivalence (:func:`ttscale.answers.group_answers`).
 Weighted marginalises the verifier over reasoning paths, so one overconfident score (common with a small
-judge) cannot outvote several well-scored samples that agree. It assumes scores >= 0, as every registered
-scorer gives. Ties go to the sample (naive) or group (weighted) seen first. The confidence reported is
-the winner's share of the summed scores (weighted) or its score (naive). If no sample has an extractable
+judge) cannot outvote several well-scored samples that agree. Borda is Kang et al. 2025's vote for
+self-certainty ("Scalable Best-of-N Selection for Large Language Models via Self-Certainty", arXiv
+2502.18581): r_i is sample i's rank by score among the N scored samples (1 the best, ties to the earlier
+sample), and ``borda_power`` p (default 0.5, their code's) sets how much rank counts: p = 0 is a
+majority vote, a large p approaches naive. It needs only the order of the scores, not their scale. It assumes scores >= 0, as every registered
+scorer gives. Ties go to the sample (naive) or group (weighted, borda) seen first. The confidence
+reported is the winner's share of the summed scores (weighted) or Borda votes (borda), or its score
+(naive). If no sample has an extractable
 answer, normalised final lines stand in for answers.
 
 Scorers: ``llm_judge`` (P(Yes) of a judge: the policy model itself unless ``judge_model`` names another,
@@ -46,6 +52,7 @@ from ..scorers import SCORERS, DrawPlanner, OutcomeScorer, Sample, ScorerSpec
 from ..types import Candidate, Completion, ModelUsage, Prompt, Result, SamplingParams, TraceEvent
 from .base import check, check_sampling, path_params, sample_event
 from .self_consistency import final_line
+from .voting import borda_votes
 
 if TYPE_CHECKING:
     from ..backends.base import Generator
@@ -63,7 +70,7 @@ def open_judge(name: str) -> LlamaCppGenerator:
 
 @dataclass(frozen=True)
 class BestOfN:
-    """n sampled chains of thought, scored by an outcome scorer; weighted or naive selection."""
+    """n sampled chains of thought, scored by an outcome scorer; weighted, naive or Borda selection."""
 
     name: ClassVar[str] = "best_of_n"
 
@@ -74,11 +81,15 @@ class BestOfN:
         default="llm_judge",
         metadata={"help": "Outcome scorer: llm_judge, followup_judge, self_certainty or confidence."},
     )
-    selection: Literal["weighted", "naive"] = field(
+    selection: Literal["weighted", "naive", "borda"] = field(
         default="weighted",
         metadata={
-            "help": "weighted: answer with the largest summed score (Snell et al.); naive: top sample."
+            "help": "weighted: answer with the largest summed score (Snell et al.); naive: top sample; "
+            "borda: votes (N - rank + 1)^borda_power (Kang et al.)."
         },
+    )
+    borda_power: float = field(
+        default=0.5, metadata={"help": "p of Borda votes (N - rank + 1)^p; 0 is a majority vote."}
     )
     judge_model: str | None = field(
         default=None,
@@ -101,7 +112,18 @@ class BestOfN:
         check(self.seed is None or self.seed >= 0, "seed", "an integer >= 0 or none", self.seed)
         if self.scorer not in SCORERS:
             raise UnknownNameError("scorer", self.scorer, SCORERS.names())
-        check(self.selection in ("weighted", "naive"), "selection", "weighted or naive", self.selection)
+        check(
+            self.selection in ("weighted", "naive", "borda"),
+            "selection",
+            "weighted, naive or borda",
+            self.selection,
+        )
+        check(
+            math.isfinite(self.borda_power) and self.borda_power >= 0,
+            "borda_power",
+            "a finite number >= 0",
+            self.borda_power,
+        )
         check(
             self.judge_model is None or bool(self.judge_model.strip()),
             "judge_model",
@@ -213,8 +235,9 @@ class BestOfN:
         def top(members: Sequence[int]) -> int:  # the best-scored member, the earliest on ties
             return min(members, key=lambda i: (-scores[i], i))
 
-        if self.selection == "weighted":
-            groups = group_answers(answers, kind, weights=scores)
+        if self.selection in ("weighted", "borda"):
+            weights = borda_votes(scores, self.borda_power) if self.selection == "borda" else scores
+            groups = group_answers(answers, kind, weights=weights)
             ranked = [Candidate(g.answer, g.weight, g.members) for g in groups]
         else:
             groups = sorted(
@@ -258,7 +281,7 @@ class BestOfN:
             return None
         if self.selection == "naive":
             return scores[best]
-        total = math.fsum(scores[i] for c in candidates for i in c.samples)
+        total = math.fsum(c.votes for c in candidates)  # summed scores (weighted) or Borda votes
         return candidates[0].votes / total if total > 0 else None
 
     def _sample_events(

@@ -196,6 +196,16 @@ def vote(
     return Vote(candidates, method, abstained, "; ".join(notes))
 
 
+def borda_votes(scores: Sequence[float], power: float) -> list[float]:
+    """Kang et al. 2025's Borda votes: ``(N - r + 1) ** power`` for the sample ranked ``r`` by score (1 the
+    best of N, ties to the earlier sample), so power 0 gives every sample one vote."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    votes = [0.0] * len(scores)
+    for rank, i in enumerate(order, start=1):
+        votes[i] = float(len(scores) - rank + 1) ** power
+    return votes
+
+
 def final_line(text: str) -> str:
     """The last non-empty line of ``text``, stripped."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
