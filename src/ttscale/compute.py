@@ -19,7 +19,14 @@ running to its ``max_tokens``; every prompt token computed, unless the backend p
 cache holds, see :class:`~ttscale.backends.base.PrefixHold`), lowers ``max_tokens`` to what the remainder
 pays for, or refuses the call with :class:`BudgetExhausted`; after the call it books what was actually
 spent. Actual spending is never above the reservation, so a budget is never overspent, even with calls
-running concurrently from several threads.
+running concurrently from several threads. A backend that splits a large n into several requests says so
+(``Capabilities.native_n_max``), and the reservation counts a prefill per request.
+
+Where the count is not exact, it errs upward, except for failures. A sample that ends by length or a stop
+string is booked with its last token, which the engine samples but never runs through the model (one
+token's FLOPs per sample too many). A call that fails with an error other than
+:class:`~ttscale.errors.PrefixLost` books nothing, though other requests of that call may have finished:
+its reservation is released, so the budget stays safe, but a failed solve under-reports what it spent.
 """
 
 from __future__ import annotations
@@ -243,8 +250,8 @@ class Meter(Wrapper):
         lens = tuple(self.inner.count_prompt_tokens(prompts))
         if hold is not None:
             prefills = hold.spans
-        else:  # no promise: every prompt fully computed, once with native n, n times without
-            copies = 1 if self.inner.capabilities.native_n else params.n
+        else:  # no promise: every prompt fully computed, once per request the backend splits n into
+            copies = self.inner.capabilities.prefills(params.n)
             prefills = tuple(((0, length),) * copies for length in lens)
         return _Plan(self.inner.model, lens, prefills, params)
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ttscale import Budget, BudgetExhausted, ConfigError, Ledger, Prompt, SamplingParams, reasoning_phase
-from ttscale.backends.base import ModelInfo
+from ttscale.backends.base import Capabilities, ModelInfo
 from ttscale.backends.scripted import ScriptedGenerator, ScriptedModel
 from ttscale.compute import span_flops
 
@@ -79,6 +79,22 @@ def test_without_native_n_each_sample_pays_its_prompt() -> None:
     assert ledger.usage().total.prompt_tokens == 3 * p
 
 
+def test_a_native_n_split_into_requests_pays_one_prompt_per_request() -> None:
+    # llama.cpp serves n in requests of n_seq_max // 2 samples: without a prefix cache each prefills anew
+    gen = ScriptedGenerator([WORDS], native_n_max=2)
+    prompt = Prompt.user("a question of some length " * 4)
+    p = gen.count_prompt_tokens([prompt])[0]
+    plenty = Ledger()
+    plenty.meter(gen).generate([prompt], SamplingParams(n=5, max_tokens=4))
+    assert plenty.usage().total.prompt_tokens == 3 * p  # requests of 2, 2 and 1 samples
+    # three prompts and 5 samples of 2 tokens: the meter plans for the three prefills, so the cap is 2
+    tight = Ledger(Budget(tokens=3 * p + 5 * 2))
+    capped = tight.meter(gen).max_tokens_affordable([prompt], SamplingParams(n=5, max_tokens=4))
+    assert capped == 2
+    assert Capabilities(native_n=True, native_n_max=16).prefills(33) == 3
+    assert Capabilities(native_n=True).prefills(33) == 1 and Capabilities().prefills(33) == 33
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     budget_tokens=st.one_of(st.none(), st.integers(0, 400)),
@@ -89,13 +105,15 @@ def test_without_native_n_each_sample_pays_its_prompt() -> None:
         max_size=8,
     ),
     native_n=st.booleans(),
+    per_request=st.integers(0, 3),
     cache=st.booleans(),
 )
-def test_budget_is_never_overspent(budget_tokens, budget_flops, calls, native_n, cache) -> None:  # type: ignore[no-untyped-def]
+def test_budget_is_never_overspent(budget_tokens, budget_flops, calls, native_n, per_request, cache) -> None:  # type: ignore[no-untyped-def]
     gen = ScriptedGenerator(
         [WORDS, "x", WORDS * 3],
         model=ScriptedModel(n_params=50, n_layers=2, d_model=4),
         native_n=native_n,
+        native_n_max=per_request,
         prefix_cache=cache,
     )
     budget = Budget(budget_tokens, budget_flops)

@@ -21,6 +21,16 @@ class Capabilities:
 
     native_n: bool = False
     """Draws n samples of one prompt with a single prefill (otherwise the prompt is sent n times)."""
+    native_n_max: int = 0
+    """Most samples one prefill serves with native n (0: any n). A larger n is split into
+    ``ceil(n / native_n_max)`` requests, each prefilling the prompt unless a prefix cache serves it."""
+
+    def prefills(self, n: int) -> int:
+        """How many times a call drawing ``n`` samples of one prompt prefills it, with no prefix cache."""
+        if not self.native_n:
+            return n
+        return -(-n // self.native_n_max) if self.native_n_max > 0 else 1
+
     logprobs: int = 0
     """Largest ``SamplingParams.logprobs`` it honours; 0 means no logprobs at all."""
     continue_prefix: bool = False

@@ -64,6 +64,7 @@ class ScriptedGenerator:
         logprob_fn: LogprobFn | None = None,
         top_fn: TopFn | None = None,
         native_n: bool = True,
+        native_n_max: int = 0,
         prefix_cache: bool = False,
         continue_prefix: bool = True,
         delay: float = 0.0,
@@ -82,6 +83,7 @@ class ScriptedGenerator:
         self._top_fn = top_fn
         self._caps = Capabilities(
             native_n=native_n,
+            native_n_max=native_n_max,
             logprobs=20 if logprob_fn or top_fn else 0,
             continue_prefix=continue_prefix,
             logits_processors=False,
@@ -137,7 +139,8 @@ class ScriptedGenerator:
                 ids = self._ids(tokenize(render(prompt)))
                 k = _longest_prefix(ids, seen)
                 seen.append(ids)
-                copies = () if self._caps.native_n else ((len(ids) - 1, 1),) * (n - 1)
+                # every request after the first reads the prompt from cache but its last token
+                copies = ((len(ids) - 1, 1),) * (self._caps.prefills(n) - 1)
                 spans.append(((k, len(ids) - k), *copies))
         return PrefixHold(tuple(spans))
 
@@ -158,10 +161,11 @@ class ScriptedGenerator:
                 for i in range(params.n):
                     draw = self._draws
                     self._draws += 1
-                    if i == 0 or not self._caps.native_n:
-                        cached = self._cached(ids) if self._caps.prefix_cache else 0
+                    per_request = self._caps.native_n_max if self._caps.native_n else 1
+                    if i == 0 or not self._caps.native_n or (per_request and i % per_request == 0):
+                        cached = self._cached(ids) if self._caps.prefix_cache else 0  # a new request
                     else:
-                        cached = len(ids)  # a fork of sample 0's prefilled prompt
+                        cached = len(ids)  # a fork of its request's prefilled prompt
                     text = self._responder(prompt, draw)
                     done = self._complete(text, params, len(ids), cached)
                     group.append(self._count_reasoning(done, prompt))

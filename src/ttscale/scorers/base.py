@@ -112,8 +112,8 @@ class DrawPlanner:
         tok_left, fl_left = self.gen.remaining()
         if math.isinf(tok_left) and math.isinf(fl_left):
             return True
-        # the meter's reservation for one generate call: the prompt prefilled once (native n) or k times
-        copies = 1 if self.gen.capabilities.native_n else k
+        # the meter's reservation for one generate call: the prompt prefilled once per request
+        copies = self.gen.capabilities.prefills(k)
         m, p = self.gen.model, self.prompt_len
         tokens = copies * p + k * t
         flops = copies * span_flops(m, 0, p) + k * span_flops(m, p, t)

@@ -227,7 +227,7 @@ class BudgetForcing:
         done = [t.answer_prompt for t in thoughts if t.closing is not None]
         done_lens = meter.count_prompt_tokens(done) if done else []
         lens = meter.count_prompt_tokens([live[0].prompt] if first else [t.prompt for t in live])
-        prefills = 1 if meter.capabilities.native_n else self.n
+        prefills = meter.capabilities.prefills(self.n)
 
         def fits(k: int) -> bool:
             think = [(lens[0], prefills, self.n, k)] if first else [(p, 1, 1, k) for p in lens]

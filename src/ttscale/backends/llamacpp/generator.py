@@ -84,6 +84,7 @@ class LlamaCppGenerator:
     def capabilities(self) -> Capabilities:
         return Capabilities(
             native_n=True,
+            native_n_max=self._chunk(),
             logprobs=100,
             continue_prefix=True,
             logits_processors=True,
