@@ -179,8 +179,8 @@ def _execute(
         run_id = run_id or runs.create_run(config.to_dict(), current, len(examples))
         _run_with_progress(runs, run_id, config, examples, executor)
         return run_id
-    except KeyboardInterrupt:
-        if run_id is not None:  # every finished problem is stored: say how to go on
+    except BaseException as exc:  # interrupted, engine stopped, store full...: what finished is stored
+        if run_id is not None and not isinstance(exc, ConfigError):  # (a bad option: fix it first)
             _stderr().print(
                 f"stored so far; continue with: ttscale eval --resume {run_id} --store {runs.path}"
             )

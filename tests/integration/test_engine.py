@@ -175,6 +175,40 @@ def test_close_stops_the_thread_and_refuses_new_work(small_path: object) -> None
         gen.generate([Q], GREEDY)
 
 
+def test_an_engine_that_dies_refuses_new_work_instead_of_hanging(
+    small_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gen = LlamaCppGenerator(str(small_path), config=ContextConfig(n_seq_max=4, seq_len=256))
+
+    def boom() -> None:
+        raise RuntimeError("llama_decode returned -3")
+
+    monkeypatch.setattr(gen.engine, "_step", boom)  # the loop looks it up on every step
+    try:
+        # the request in flight ends with EngineClosed, which stops an evaluation (to be resumed) rather
+        # than being recorded as the problem's failure
+        with pytest.raises(EngineClosed, match="stopped on an error: RuntimeError"):
+            gen.generate([Q], GREEDY)
+        gen.engine._thread.join(timeout=30)
+        assert not gen.engine._thread.is_alive()
+        # a later request is refused at once: before, it was queued for a loop that no longer ran
+        done = threading.Event()
+        errors: list[BaseException] = []
+
+        def later() -> None:
+            try:
+                gen.generate([Q], GREEDY)
+            except BaseException as exc:  # noqa: BLE001 - inspected below
+                errors.append(exc)
+            done.set()
+
+        threading.Thread(target=later, daemon=True).start()
+        assert done.wait(timeout=60), "a request to a dead engine never returned"
+        assert isinstance(errors[0], EngineClosed) and "stopped on an error" in str(errors[0])
+    finally:
+        gen.close()
+
+
 def test_tokens_inside_an_open_think_block_are_reasoning(small: LlamaCppGenerator) -> None:
     thinking = Q.continued("<think>\n")
     c = small.generate([thinking], SamplingParams(n=1, temperature=0.0, max_tokens=12, stop=("</think>",)))[

@@ -117,6 +117,31 @@ def test_eval_human_summary_and_the_runs_commands(files: dict[str, Path]) -> Non
     assert "common problems: 4" in compared.stdout and "answers disagree on: 0" in compared.stdout
 
 
+def test_a_run_stopped_by_its_engine_says_how_to_resume(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ttscale.backends.scripted import ScriptedGenerator
+    from ttscale.errors import EngineClosed
+
+    def dies_on_the_third_call(prompt: Any, k: int) -> str:
+        if k >= 2:
+            raise EngineClosed("the engine stopped on an error: RuntimeError('boom'); create a new generator")
+        return RESPONSE
+
+    monkeypatch.setattr(cli_eval, "open_generator", lambda *a, **k: ScriptedGenerator(dies_on_the_third_call))
+    result = runner.invoke(cli.app, eval_args(files, "--limit", "4", cot=True))
+    assert result.exit_code != 0
+    assert "continue with: ttscale eval --resume" in result.stderr
+    run_id = result.stderr.split("--resume ")[1].split()[0]
+    monkeypatch.undo()
+    again = ["eval", "--resume", run_id, "--store", str(files["store"]), "--script", str(files["script"])]
+    resumed = runner.invoke(cli.app, [*again, "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    summary = json.loads(resumed.stdout)
+    assert summary["n_problems"] == 4  # the two stored, and the two the engine lost
+    assert summary["accuracy"] == 0.25  # q2 (gold 3) solved on resuming, not stored as a failure
+
+
 def test_runs_compare_lists_flipped_problems(files: dict[str, Path], tmp_path: Path) -> None:
     ids = []
     for answer in ("3", "2"):

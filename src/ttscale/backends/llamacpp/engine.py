@@ -118,6 +118,9 @@ class Engine:
         self._waiting: deque[Request] = deque()
         self._active: list[Sequence_] = []
         self._closed = threading.Event()
+        # submit checks and enqueues under this lock, and the loop closes under it before failing what is
+        # queued: a request is either refused or failed, never left waiting on a stopped loop
+        self._submit_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="ttscale-llamacpp-engine", daemon=True)
         self._thread.start()
 
@@ -142,8 +145,6 @@ class Engine:
         one's prefix: admission is first in, first out, so the donor starts first, and its slot is
         pinned from then until this request is admitted.
         """
-        if self._closed.is_set():
-            raise EngineClosed("the engine is closed; create a new generator")
         if n > self.native.n_seq_max:
             raise GenerationError(f"n={n} exceeds the engine's {self.native.n_seq_max} sequence slots")
         max_new = min(params.max_tokens, self.max_seq_len - len(tokens))
@@ -154,7 +155,10 @@ class Engine:
                     donor.dependents.append(req)
                 elif donor.home.epoch == donor.home_epoch and req.pin is None:
                     req.pin = self._slots.pin(donor.home)
-        self._queue.put(req)
+        with self._submit_lock:
+            if self._closed.is_set():  # pins no longer matter: the engine frees everything on closing
+                raise EngineClosed(self._closed_reason)
+            self._queue.put(req)
         return req
 
     def pin_prefix(self, tokens: list[int]) -> tuple[Pin | None, int]:
@@ -169,11 +173,14 @@ class Engine:
         with self._slot_lock:
             self._slots.unpin(pin)
 
+    _closed_reason = "the engine is closed; create a new generator"
+
     def close(self) -> None:
         """Stop the loop, fail unfinished requests with :class:`EngineClosed`, free llama.cpp memory."""
-        if not self._closed.is_set():
-            self._closed.set()
-            self._queue.put(None)
+        with self._submit_lock:
+            if not self._closed.is_set():
+                self._closed.set()
+                self._queue.put(None)
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join()
 
@@ -185,11 +192,19 @@ class Engine:
                 if self._active:
                     self._step()
         except BaseException as exc:  # a bug or a llama.cpp failure: nobody may wait forever
-            self._fail_everything(GenerationError(f"engine stopped: {exc!r}"))
+            # EngineClosed, not a per-request failure: an evaluation stops (resumable) instead of
+            # recording every problem in flight as failed, and later requests are refused, not queued
+            self._closed_reason = f"the engine stopped on an error: {exc!r}; create a new generator"
+            self._close_and_fail(EngineClosed(self._closed_reason))
             raise
         finally:
-            self._fail_everything(EngineClosed("the engine was closed before this request finished"))
+            self._close_and_fail(EngineClosed("the engine was closed before this request finished"))
             self.native.close()
+
+    def _close_and_fail(self, exc: Exception) -> None:
+        with self._submit_lock:
+            self._closed.set()
+        self._fail_everything(exc)
 
     def _fail_everything(self, exc: Exception) -> None:
         reqs = {s.req for s in self._active} | set(self._waiting)
