@@ -110,11 +110,7 @@ def eval_command(
             raise ConfigError("--draws needs --executor local: Ray workers cannot share one draw file")
         with RunStore.open(store) as runs:  # probe the store before any compute is spent
             config, run = _plan(runs, resume, given)
-            examples = datasets.load(config.dataset, limit=config.limit, offset=config.offset)
-            if not examples:
-                raise ConfigError(
-                    f"offset {config.offset}, limit {config.limit} of {config.dataset} is empty"
-                )
+            examples = datasets.load_slice(config.dataset, limit=config.limit, offset=config.offset)
             where = _Where(executor, ray_address, script, script_delay, draws)
             run_id = _execute(runs, config, run, examples, where)
             _report(runs, run_id, json_output)
@@ -198,6 +194,9 @@ def _execute(
 
 def _plan(runs: RunStore, resume: str | None, given: dict[str, Any]) -> tuple[EvalConfig, RunInfo | None]:
     """The run's config (new, or recorded and checked against the options), validated; the run if resumed."""
+    dataset = given.get("dataset")
+    if dataset is not None and dataset.startswith("jsonl:"):  # absolute, so --resume works from elsewhere
+        given["dataset"] = "jsonl:" + str(Path(dataset[len("jsonl:") :]).resolve())
     if resume is not None:
         run = runs.run(resume)
         config = resume_config(EvalConfig.from_dict(run.config), given)
@@ -211,8 +210,6 @@ def _plan(runs: RunStore, resume: str | None, given: dict[str, Any]) -> tuple[Ev
             from .models import DEFAULT_MODEL
 
             given["model"] = DEFAULT_MODEL if backend == Backend.llamacpp.value else "scripted"
-        if given["dataset"].startswith("jsonl:"):  # absolute, so --resume works from another folder
-            given["dataset"] = "jsonl:" + str(Path(given["dataset"][len("jsonl:") :]).resolve())
         config = EvalConfig.from_dict(
             {k: v for k, v in given.items() if v is not None} | {"backend": backend}
         )

@@ -71,9 +71,7 @@ class Runner:
         run = found[-1] if found else None
         if run is not None:
             config = EvalConfig.from_dict(run.config)
-        examples = datasets.load(config.dataset, limit=config.limit, offset=config.offset)
-        if not examples:
-            raise ConfigError(f"offset {config.offset}, limit {config.limit} of {config.dataset} is empty")
+        examples = datasets.load_slice(config.dataset, limit=config.limit, offset=config.offset)
         run_id = _execute(self.store, config, run, examples, self.where)
         return self.store.run(run_id), config
 

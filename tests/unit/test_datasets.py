@@ -49,3 +49,25 @@ def test_jsonl_path_and_malformed_line_named(tmp_path: Path) -> None:
         load(f"jsonl:{missing}")
     with pytest.raises(ConfigError, match="does not exist"):
         load(f"jsonl:{tmp_path / 'nope.jsonl'}")
+
+
+def test_unreadable_files_repeated_ids_and_null_fields_are_named(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(
+        b'{"id": "a", "question": "q", "answer": "1"}\n{"id": "b", "question": "caf\xe9", "answer": "2"}\n'
+    )
+    with pytest.raises(ConfigError, match=r"latin.jsonl, line 2: not UTF-8 text; save the file as UTF-8"):
+        load(f"jsonl:{latin}")
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text(
+        '{"id": "x", "question": "q", "answer": "1"}\n\n{"id": "x", "question": "r", "answer": "2"}\n'
+    )
+    with pytest.raises(ConfigError, match=r"twice.jsonl, line 3: id 'x' is already the id of line 1"):
+        load(f"jsonl:{twice}")
+    assert len(load(f"jsonl:{twice}", limit=1)) == 1  # a slice without the repeat is fine
+    null = tmp_path / "null.jsonl"
+    null.write_text('{"id": "a", "question": null, "answer": "1"}\n')
+    with pytest.raises(ConfigError, match=r"null.jsonl, line 1: field\(s\) question are null"):
+        load(f"jsonl:{null}")
+    with pytest.raises(ConfigError, match="is not a file"):
+        load(f"jsonl:{tmp_path}")

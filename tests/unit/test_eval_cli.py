@@ -348,3 +348,23 @@ def test_ctrl_c_says_how_to_resume(files: dict[str, Path], monkeypatch: pytest.M
     with sqlite3.connect(files["store"]) as conn:
         (run_id,) = conn.execute("SELECT run_id FROM runs").fetchone()
     assert f"ttscale eval --resume {run_id}" in result.stderr and "interrupted" in result.stderr
+
+
+def test_resume_accepts_the_dataset_by_a_relative_path(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = json.loads(runner.invoke(cli.app, eval_args(files, "--json", "--limit", "2")).stdout)
+    monkeypatch.chdir(files["data"].parent)
+    store = ["--store", str(files["store"]), "--script", str(files["script"])]
+    same = runner.invoke(cli.app, ["eval", "--resume", first["run_id"], *store, "-d", "jsonl:data.jsonl"])
+    assert same.exit_code == 0, same.output  # recorded as an absolute path: the same file
+    other = files["data"].parent / "other.jsonl"
+    other.write_text(files["data"].read_text(encoding="utf-8"), encoding="utf-8")
+    moved = runner.invoke(cli.app, ["eval", "--resume", first["run_id"], *store, "-d", "jsonl:other.jsonl"])
+    assert moved.exit_code == 2 and "other.jsonl" in moved.output
+
+
+def test_an_empty_slice_says_how_large_the_dataset_is(files: dict[str, Path], no_model: list[Any]) -> None:
+    line = one_error_line(runner.invoke(cli.app, eval_args(files, "--offset", str(N + 5))))
+    assert f"--offset {N + 5} is past the end of" in line and f"which has {N} problems" in line
+    assert no_model == []

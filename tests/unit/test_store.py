@@ -53,10 +53,22 @@ def test_a_problem_cannot_be_recorded_twice(tmp_path: Path) -> None:
     with RunStore.open(tmp_path / "runs.sqlite") as store:
         run_id = store.create_run(CONFIG, VERSIONS, n_planned=1)
         store.add_problem(run_id, record(0), wall_seconds=1.0)
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(StoreError, match="problem #0 of run .* is already recorded: another process"):
             store.add_problem(run_id, record(0, correct=False), wall_seconds=2.0)
         assert store.problems(run_id) == [record(0)]
         assert store.run(run_id).wall_seconds == 1.0  # the failed transaction changed nothing
+
+
+def test_a_second_writer_or_a_deleted_run_is_a_named_error(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite"
+    with RunStore.open(path) as first, RunStore.open(path) as second:
+        run_id = first.create_run(CONFIG, VERSIONS, n_planned=2)
+        first.add_problem(run_id, record(0), wall_seconds=1.0)
+        with pytest.raises(StoreError, match="another process is writing to this run"):
+            second.add_problem(run_id, record(0), wall_seconds=1.0)  # two resumes of one run
+        second.delete_run(run_id)
+        with pytest.raises(StoreError, match=f"run {run_id} is no longer in .*: it was deleted"):
+            first.add_problem(run_id, record(1), wall_seconds=2.0)
 
 
 def test_a_problem_is_committed_whole_or_not_at_all(tmp_path: Path) -> None:
@@ -102,6 +114,8 @@ def test_files_that_are_not_run_stores_are_refused(tmp_path: Path) -> None:
         conn.execute("CREATE TABLE t (x)")
     with pytest.raises(StoreError, match="not a ttscale run store"):
         RunStore.open(other)
+    with sqlite3.connect(other) as conn:  # refused without a change: not even switched to WAL
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
 
 
 def test_an_unwritable_path_fails_at_open_naming_it(tmp_path: Path) -> None:

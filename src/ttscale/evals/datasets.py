@@ -94,9 +94,10 @@ def load(
     if name.startswith("jsonl:"):
         path = Path(name[len("jsonl:") :])
         if not path.is_file():
-            raise ConfigError(f"dataset file {str(path)!r} does not exist")
+            what = "is not a file" if path.exists() else "does not exist"
+            raise ConfigError(f"dataset file {str(path)!r} {what}; pass jsonl:PATH of a JSON-lines file")
         spec = DatasetSpec(path.name, kind or "math")
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = _read_lines(path)
         source = str(path)
     else:
         if name not in DATASETS:
@@ -108,15 +109,45 @@ def load(
     return list(_parse(lines, source, spec, offset, end))
 
 
+def load_slice(name: str, *, limit: int | None, offset: int) -> list[Example]:
+    """:func:`load`, refusing an empty slice with what would select problems."""
+    examples = load(name, limit=limit, offset=offset)
+    if examples:
+        return examples
+    if limit == 0:
+        raise ConfigError("--limit 0 selects no problem; give --limit 1 or more (or leave it out for all)")
+    size = len(load(name))
+    raise ConfigError(f"--offset {offset} is past the end of {name}, which has {size} problems; give a smaller --offset")
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}, line {line}: not UTF-8 text; save the file as UTF-8") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read dataset file {path}: {e.strerror or e}") from None
+
+
 def _parse(
     lines: list[str], source: str, spec: DatasetSpec, start: int, end: int | None
 ) -> Iterator[Example]:
     seen = 0
+    ids: dict[str, int] = {}  # problems are keyed by id (comparisons, difficulty bins): one line each
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         if seen >= start and (end is None or seen < end):
-            yield _example(line, source, lineno, spec)
+            example = _example(line, source, lineno, spec)
+            pid = example.problem.id or ""
+            if pid in ids:
+                raise ConfigError(
+                    f"{source}, line {lineno}: id {pid!r} is already the id of line {ids[pid]}; "
+                    "give every problem its own id"
+                )
+            ids[pid] = lineno
+            yield example
         seen += 1
         if end is not None and seen >= end:
             return
@@ -132,6 +163,9 @@ def _example(line: str, source: str, lineno: int, spec: DatasetSpec) -> Example:
     missing = [k for k in _REQUIRED if k not in row]
     if missing:
         raise ConfigError(f"{source}, line {lineno}: missing field(s) {', '.join(missing)}")
+    empty = [k for k in _REQUIRED if row[k] is None]
+    if empty:
+        raise ConfigError(f"{source}, line {lineno}: field(s) {', '.join(empty)} are null; give them values")
     meta = {k: row[k] for k in spec.metadata_fields if k in row}
     extra = {k: v for k, v in row.items() if k not in _REQUIRED and k not in spec.metadata_fields}
     question = str(row["question"])

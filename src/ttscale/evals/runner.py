@@ -7,8 +7,10 @@ calling thread writes to the store, one transaction per finished problem, as eac
 
 Determinism: problem ``i`` (its position in the dataset) is solved with strategy seed
 ``problem_seed(run_seed, i)``, never with a seed that depends on which problem finished first, so a
-resumed run or a run with other concurrency draws the same samples (on the scripted backend exactly; on
-llama.cpp up to the batch-composition effects described in docs/architecture.md).
+resumed run or a run with other concurrency draws the same samples (on llama.cpp up to the
+batch-composition effects described in docs/architecture.md). The scripted backend ignores seeds: a
+``--script`` list is answered in turn, by one counter across all problems, so only a script whose answer
+depends on the prompt alone (or a single response) replays identically after a resume.
 """
 
 from __future__ import annotations

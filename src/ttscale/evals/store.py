@@ -111,6 +111,10 @@ class RunStore:
 
     def _prepare(self, write: bool) -> None:
         tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables or not write:  # refuse another file before changing anything in it (its journal mode)
+            if "meta" not in tables:
+                raise StoreError(f"{self.path} is not a ttscale run store (it has no meta table)")
+            self._check_version()
         if write:
             # WAL: readers (`ttscale runs list`) never block the writer; NORMAL sync keeps every committed
             # problem across a killed process (only an OS crash may lose the last few)
@@ -126,9 +130,6 @@ class RunStore:
                     self._conn.execute(statement)
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
                 self._set_meta("created_by", f"ttscale {__version__}")
-        elif "meta" not in tables:
-            raise StoreError(f"{self.path} is not a ttscale run store (it has no meta table)")
-        self._check_version()
         if write:
             with self._transaction():
                 self._set_meta("last_opened", str(time.time()))  # the probe: a real write
@@ -192,6 +193,36 @@ class RunStore:
         row = (run_id, record.index, record.problem_id, record.kind, record.seed, record.answer, record.gold)
         usage = (u.calls, u.prompt_tokens, u.cached_prompt_tokens, u.completion_tokens, u.reasoning_tokens)
         tail = (u.flops, record.latency_seconds, record.error, json.dumps(dict(record.result)), time.time())
+        try:
+            self._insert_problem(run_id, record, row, usage, tail, wall_seconds)
+        except sqlite3.IntegrityError:
+            self._explain_conflict(run_id, record.index)
+            raise  # neither: a duplicate sample, a bug in the caller
+
+    def _explain_conflict(self, run_id: str, index: int) -> None:
+        """Raise a StoreError if another process deleted the run or recorded the problem first."""
+        if self._conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+            raise StoreError(
+                f"run {run_id} is no longer in {self.path}: it was deleted while this evaluation wrote to it "
+                "(ttscale runs delete); start a new run"
+            ) from None
+        taken = "SELECT 1 FROM problems WHERE run_id = ? AND idx = ?"
+        if self._conn.execute(taken, (run_id, index)).fetchone() is not None:
+            raise StoreError(
+                f"problem #{index} of run {run_id} is already recorded: another process is writing to this "
+                "run (two `ttscale eval --resume` of it, or two identical sweeps); let one finish, then "
+                f"`ttscale eval --resume {run_id}` solves whatever is left"
+            ) from None
+
+    def _insert_problem(
+        self,
+        run_id: str,
+        record: ProblemRecord,
+        row: tuple[Any, ...],
+        usage: tuple[int, ...],
+        tail: tuple[Any, ...],
+        wall_seconds: float,
+    ) -> None:
         with self._writing(), self._transaction():
             self._conn.execute(
                 f"INSERT INTO problems (run_id, idx, problem_id, kind, seed, answer, gold, correct, "
@@ -223,7 +254,7 @@ class RunStore:
         try:
             yield
         except sqlite3.IntegrityError:
-            raise  # a duplicate problem is a bug in the caller, not a store failure
+            raise  # a conflict: add_problem says whose, or it is a bug in the caller
         except sqlite3.Error as e:
             raise StoreError(f"cannot write run store {self.path}: {e}") from None
 
