@@ -33,41 +33,44 @@ def test_unknown_dataset_lists_the_known_ones() -> None:
         load("gsm8")
 
 
-def test_jsonl_path_and_malformed_line_named(tmp_path: Path) -> None:
+def test_jsonl_path_loads(tmp_path: Path) -> None:
     good = tmp_path / "mine.jsonl"
     good.write_text(
         '{"id": "a", "question": "1+1?", "answer": "2"}\n\n{"id": "b", "question": "2+2?", "answer": "4"}\n'
     )
     assert [ex.answer for ex in load(f"jsonl:{good}", kind="number")] == ["2", "4"]
+
+
+ROW = b'{"id": "a", "question": "q", "answer": "1"}\n'
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (ROW + b'{"id": "b", "question": "q"\n', r"bad.jsonl, line 2: not valid JSON"),
+        (b'{"id": "a", "question": "q"}\n', r"bad.jsonl, line 1: missing field\(s\) answer"),
+        (
+            ROW + b'{"id": "b", "question": "caf\xe9", "answer": "2"}\n',
+            r"line 2: not UTF-8 text; save the file as UTF-8",
+        ),
+        (
+            ROW + b'\n{"id": "a", "question": "r", "answer": "2"}\n',
+            r"line 3: id 'a' is already the id of line 1",
+        ),
+        (b'{"id": "a", "question": null, "answer": "1"}\n', r"line 1: field\(s\) question are null"),
+    ],
+)
+def test_a_malformed_file_is_named_with_its_line(tmp_path: Path, content: bytes, message: str) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"id": "a", "question": "q", "answer": "1"}\n{"id": "b", "question": "q"\n')
-    with pytest.raises(ConfigError, match=r"bad.jsonl, line 2: not valid JSON"):
+    bad.write_bytes(content)
+    with pytest.raises(ConfigError, match=message):
         load(f"jsonl:{bad}")
-    missing = tmp_path / "missing.jsonl"
-    missing.write_text('{"id": "a", "question": "q"}\n')
-    with pytest.raises(ConfigError, match=r"line 1: missing field\(s\) answer"):
-        load(f"jsonl:{missing}")
+    if "already the id" in message:
+        assert len(load(f"jsonl:{bad}", limit=1)) == 1  # a slice without the repeat is fine
+
+
+def test_a_missing_file_or_a_folder_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load(f"jsonl:{tmp_path / 'nope.jsonl'}")
-
-
-def test_unreadable_files_repeated_ids_and_null_fields_are_named(tmp_path: Path) -> None:
-    latin = tmp_path / "latin.jsonl"
-    latin.write_bytes(
-        b'{"id": "a", "question": "q", "answer": "1"}\n{"id": "b", "question": "caf\xe9", "answer": "2"}\n'
-    )
-    with pytest.raises(ConfigError, match=r"latin.jsonl, line 2: not UTF-8 text; save the file as UTF-8"):
-        load(f"jsonl:{latin}")
-    twice = tmp_path / "twice.jsonl"
-    twice.write_text(
-        '{"id": "x", "question": "q", "answer": "1"}\n\n{"id": "x", "question": "r", "answer": "2"}\n'
-    )
-    with pytest.raises(ConfigError, match=r"twice.jsonl, line 3: id 'x' is already the id of line 1"):
-        load(f"jsonl:{twice}")
-    assert len(load(f"jsonl:{twice}", limit=1)) == 1  # a slice without the repeat is fine
-    null = tmp_path / "null.jsonl"
-    null.write_text('{"id": "a", "question": null, "answer": "1"}\n')
-    with pytest.raises(ConfigError, match=r"null.jsonl, line 1: field\(s\) question are null"):
-        load(f"jsonl:{null}")
     with pytest.raises(ConfigError, match="is not a file"):
         load(f"jsonl:{tmp_path}")
