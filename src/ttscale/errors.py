@@ -11,8 +11,9 @@ Every error names what went wrong and says what to do about it::
     ├── ModelStoreError        a model cannot be fetched, assembled or verified
     │   └── ChecksumMismatch   the assembled file is not the file the catalog names
     ├── GenerationError        a backend failed to generate (one request, not the batch)
-    │   └── PromptTooLong      a prompt does not fit the context, refused before decoding
-    ├── EngineClosed           the engine was shut down while a request waited
+    │   ├── PromptTooLong      a prompt does not fit the context, refused before decoding
+    │   └── EngineClosed       the engine was shut down (or stopped on an error) while a request waited
+    ├── WorkerLost             a worker of a distributed run died or did not start (the run can resume)
     ├── StoreError             the run store cannot be opened, written or read (names the path)
     └── TraceFileError         a trace file cannot be written, or read back as a ttscale trace
 """
@@ -85,6 +86,11 @@ class PromptTooLong(GenerationError, ConfigError):
 
 class EngineClosed(GenerationError):
     """The engine was closed before this request finished."""
+
+
+class WorkerLost(TTScaleError):
+    """A worker process of a distributed evaluation died after its retries, or did not start in time. The
+    run stops; every problem finished so far is stored, so ``--resume`` continues it."""
 
 
 class StoreError(TTScaleError):

@@ -7,6 +7,7 @@ The CLI runs in-process, so it finds Ray initialised and uses that cluster: each
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
 import sys
@@ -22,7 +23,7 @@ from typer.testing import CliRunner
 from ttscale import cli, cli_eval
 from ttscale.backends.scripted import ScriptedGenerator
 from ttscale.cli import Backend, open_generator
-from ttscale.errors import ConfigError
+from ttscale.errors import ConfigError, WorkerLost
 from ttscale.evals.datasets import load
 from ttscale.evals.executors import RayExecutor
 from ttscale.evals.runner import EvalConfig, Progress, run_eval, versions
@@ -209,3 +210,70 @@ def test_an_address_where_no_cluster_listens_is_refused_at_once(
     args = eval_args(files, tmp_path / "runs.sqlite", "--executor", "ray", "--ray-address", address)
     line = one_error_line(runner.invoke(cli.app, args))
     assert f"no Ray cluster answers at {address}" in line and "ray start --head" in line
+
+
+def _dying_factory(marker: Path | None) -> Any:
+    """A factory whose generator kills its worker process on generating: once if ``marker`` names a file
+    to leave behind (the restarted worker then answers), always if it is None."""
+
+    def factory() -> ScriptedGenerator:
+        def respond(prompt: Any, k: int) -> str:
+            if marker is None or not marker.exists():
+                if marker is not None:
+                    marker.write_text("died once", encoding="utf-8")
+                os._exit(1)  # what an out-of-memory kill or a crash in native code looks like
+            return RESPONSE
+
+        return ScriptedGenerator(respond)
+
+    return factory
+
+
+def _run_on(executor: RayExecutor, files: dict[str, Path], store_path: Path) -> tuple[RunStore, str]:
+    config = EvalConfig(f"jsonl:{files['data']}", "scripted", "cot", seed=3, backend="scripted", limit=2)
+    examples = load(config.dataset, limit=2)
+    store = RunStore.open(store_path)
+    run_id = store.create_run(config.to_dict(), executor.start(), len(examples))
+    try:
+        run_eval(store, run_id, config, examples, executor)
+    finally:
+        executor.close()
+    return store, run_id
+
+
+def test_a_worker_that_dies_is_restarted_and_its_problem_tried_again(
+    cluster: None, files: dict[str, Path], tmp_path: Path
+) -> None:
+    marker = tmp_path / "died"
+    store, run_id = _run_on(RayExecutor(_dying_factory(marker), 1), files, tmp_path / "runs.sqlite")
+    with store:
+        assert marker.exists()  # it did die once
+        assert store.run(run_id).status == "complete" and store.run(run_id).n_done == 2
+
+
+def test_a_worker_that_keeps_dying_stops_the_run_with_a_named_error(
+    cluster: None, files: dict[str, Path], tmp_path: Path
+) -> None:
+    with pytest.raises(WorkerLost, match=r"a Ray worker was lost \(.*\) after 2 restarts"):
+        _run_on(RayExecutor(_dying_factory(None), 1), files, tmp_path / "runs.sqlite")
+    with RunStore.open(tmp_path / "runs.sqlite") as store:
+        (run,) = store.runs()
+        assert run.n_done == 0 and run.status == "incomplete"  # nothing recorded: resumable
+
+
+def test_workers_that_cannot_start_in_time_are_a_named_error(
+    cluster: None, files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def slow() -> ScriptedGenerator:
+        import time
+
+        time.sleep(30)
+        return ScriptedGenerator([RESPONSE])
+
+    executor = RayExecutor(slow, 1)
+    monkeypatch.setattr(executor, "START_SECONDS", 0.5)
+    try:
+        with pytest.raises(WorkerLost, match=r"did not start within 0.5 s: each needs one free CPU"):
+            executor.start()
+    finally:
+        executor.close()

@@ -117,7 +117,9 @@ def load_slice(name: str, *, limit: int | None, offset: int) -> list[Example]:
     if limit == 0:
         raise ConfigError("--limit 0 selects no problem; give --limit 1 or more (or leave it out for all)")
     size = len(load(name))
-    raise ConfigError(f"--offset {offset} is past the end of {name}, which has {size} problems; give a smaller --offset")
+    raise ConfigError(
+        f"--offset {offset} is past the end of {name}, which has {size} problems; give a smaller --offset"
+    )
 
 
 def _read_lines(path: Path) -> list[str]:

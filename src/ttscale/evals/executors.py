@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from ..backends.base import Generator
 from ..compute import Budget
-from ..errors import ConfigError, TTScaleError
+from ..errors import ConfigError, TTScaleError, WorkerLost
 from ..strategies import Strategy
 from .datasets import Example
 from .records import ProblemRecord
@@ -183,6 +183,13 @@ class RayExecutor:
 
     POLL_SECONDS = 1.0
     """``ray.wait`` returns at least this often, so Ctrl-C is seen promptly in the driver."""
+    START_SECONDS = 1800.0
+    """How long the workers may take to start: a first run on a machine downloads its model (a 1.5B model
+    is 1.1 GB). Past it, the run is refused with :class:`WorkerLost` rather than waiting for CPUs that
+    another job holds."""
+    RETRIES = 2
+    """A worker process that dies (out of memory, a crash in native code) is restarted and its problem
+    tried again, at most this many times; then the run stops with :class:`WorkerLost`."""
 
     def __init__(self, factory: GeneratorFactory, width: int, address: str | None = None) -> None:
         self._ray = import_ray()  # fails here, before any cluster or model, when Ray is missing
@@ -205,9 +212,17 @@ class RayExecutor:
             self._owns_ray = True
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.width = max(1, min(self.width, cpus))  # more actors than CPUs would wait forever
-        actor = ray.remote(num_cpus=1, scheduling_strategy="SPREAD")(_Worker)
+        actor = ray.remote(
+            num_cpus=1, scheduling_strategy="SPREAD", max_restarts=self.RETRIES, max_task_retries=self.RETRIES
+        )(_Worker)
         self._actors = [actor.remote(self.factory) for _ in range(self.width)]
-        found = self._get([a.versions.remote() for a in self._actors])
+        try:
+            found = self._get([a.versions.remote() for a in self._actors], timeout=self.START_SECONDS)
+        except ray.exceptions.GetTimeoutError:
+            raise WorkerLost(
+                f"the {self.width} Ray workers did not start within {self.START_SECONDS:g} s: each needs "
+                "one free CPU of the cluster (`ray status` shows who holds them) and its model"
+            ) from None
         shas = {v.get("model_sha256") for v in found} - {None}
         if len(shas) > 1:
             raise ConfigError(
@@ -242,11 +257,22 @@ class RayExecutor:
             self._owns_ray = False
             ray.shutdown()
 
-    def _get(self, refs: Any) -> Any:
-        """``ray.get``, re-raising a worker's named ttscale error as itself (not wrapped in a traceback)."""
+    def _get(self, refs: Any, timeout: float | None = None) -> Any:
+        """``ray.get``, re-raising a worker's named ttscale error as itself (not wrapped in a traceback),
+        and a worker lost for good (its process died more often than it may be restarted, its node went
+        away) as :class:`WorkerLost`."""
+        exceptions = self._ray.exceptions
         try:
-            return self._ray.get(refs)
-        except self._ray.exceptions.RayTaskError as e:
+            return self._ray.get(refs, timeout=timeout)
+        except exceptions.RayTaskError as e:
             if isinstance(e.cause, TTScaleError):
                 raise e.cause from None
             raise
+        except exceptions.GetTimeoutError:
+            raise
+        except exceptions.RayError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise WorkerLost(
+                f"a Ray worker was lost ({type(e).__name__}: {first}) after {self.RETRIES} restarts; the run "
+                "stopped with every finished problem stored"
+            ) from None
