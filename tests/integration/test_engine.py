@@ -155,6 +155,36 @@ def test_failing_request_does_not_poison_its_batch(small: LlamaCppGenerator) -> 
     assert isinstance(good_out, list) and len(good_out[0]) == 2 and good_out[0][0].token_ids
 
 
+def test_a_request_failing_mid_step_leaves_every_slot_matching_its_kv(small_path: object) -> None:
+    # one cached sequence at most: failing a 4-sample request frees its siblings' slots mid-step
+    gen = LlamaCppGenerator(str(small_path), config=ContextConfig(n_seq_max=8, seq_len=256, max_cached=1))
+
+    def broken(generated: Sequence[int], logits: np.ndarray) -> None:
+        if len(generated) == 1:
+            raise ValueError("processor bug")
+
+    try:
+        with pytest.raises(GenerationError, match="processor bug"):
+            gen.generate(
+                [Q], SamplingParams(n=4, temperature=0.7, max_tokens=8, seed=1, logits_processors=(broken,))
+            )
+        native = gen.engine.native
+        for slot in gen.engine._slots.slots:  # what the table says a slot holds is what its KV holds
+            kv_end = native.L.llama_memory_seq_pos_max(native.mem, slot.id) + 1
+            assert kv_end == len(slot.tokens), f"slot {slot.id}: {len(slot.tokens)} tokens, KV up to {kv_end}"
+        out = gen.generate([Q], GREEDY)  # and the engine still serves
+        assert out[0][0].token_ids
+    finally:
+        gen.close()
+
+
+def test_the_seed_llama_cpp_reads_as_random_still_reproduces(small: LlamaCppGenerator) -> None:
+    # 0xFFFFFFFF is LLAMA_DEFAULT_SEED, "pick a random seed", to llama.cpp
+    params = SamplingParams(n=1, temperature=1.0, max_tokens=12, seed=0xFFFFFFFF)
+    first, second = small.generate([Q], params), small.generate([Q], params)
+    assert first[0][0].token_ids == second[0][0].token_ids
+
+
 def test_meter_budget_is_never_overspent_on_the_real_engine(small: LlamaCppGenerator) -> None:
     ledger = Ledger(Budget(tokens=120))
     meter = ledger.meter(small)

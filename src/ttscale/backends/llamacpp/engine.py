@@ -357,9 +357,10 @@ class Engine:
             return
         self.stats.decode_steps += 1
         self.stats.decoded_tokens += len(batch)
-        for row, seq in enumerate(batch):
-            seq.slot.tokens.append(seq.pending)
+        for seq in batch:  # the decode put every pending token in the KV: record them all first, since
+            seq.slot.tokens.append(seq.pending)  # a failed sample below may free (and clear) sibling slots
             seq.pos += 1
+        for row, seq in enumerate(batch):
             if not seq.req.done:
                 self._sample(seq, row)
         self.stats.step_seconds += time.perf_counter() - t0

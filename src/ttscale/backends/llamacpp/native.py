@@ -56,7 +56,11 @@ class ContextConfig:
 
 
 class NativeModel:
-    """A loaded GGUF model, its vocabulary, and one context with a unified KV pool."""
+    """A loaded GGUF model, its vocabulary, and one context with a KV stream per sequence.
+
+    Models with recurrent or hybrid memory (where llama.cpp cannot remove part of a sequence) are not
+    supported: prefix reuse trims a copied stream to its shared prefix, and that trim would be ignored.
+    The catalog's models are plain transformers."""
 
     def __init__(self, path: Path, config: ContextConfig) -> None:
         L = self.L = _lib()
@@ -191,7 +195,9 @@ class NativeModel:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_p(params.top_p, 1))
         if params.min_p > 0.0:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_min_p(params.min_p, 1))
-        L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+        # llama.cpp reads 0xFFFFFFFF (LLAMA_DEFAULT_SEED) as "pick a random seed": modulo 2^32 - 1 never
+        # gives it, and leaves every seed below it (all that are used in practice) as it is
+        L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(seed % 0xFFFFFFFF))
         return chain
 
     def sample(self, chain: Any, row: int) -> int:
