@@ -218,6 +218,21 @@ def test_halves_are_equivalent(a: str, b: str) -> None:
     assert equivalent(a, b, "math")
 
 
+def test_an_answer_in_words_is_not_a_unit() -> None:
+    # "\text{ cm}" after a value is a unit and goes; "\text{Evelyn}" alone is the answer and stays
+    assert equivalent("5 \\text{ cm}", "5", "math")
+    assert not equivalent("\\text{Carla}", "\\text{Evelyn}", "math")
+    assert not equivalent("\\text{odd}", "\\text{even}", "math")
+    assert equivalent("Evelyn", "\\text{Evelyn}", "math") and is_correct(
+        "\\text{ (Evelyn) }", "\\text{Evelyn}", "math"
+    )
+
+
+def test_an_answer_line_cut_inside_its_box_has_no_answer() -> None:
+    e = extract_answer("The final answer is \\(\\boxed{\\frac{14}{", "math")
+    assert e.method != "final_answer" and "boxed" not in (e.value or "")
+
+
 def test_cheap_math_checks() -> None:
     assert equivalent("\\left( 1, 2 \\right)", "(1,2)", "math")
     assert equivalent("x = \\frac{3}{4}", "3/4", "math")

@@ -135,8 +135,9 @@ def _answer_line_spans(text: str) -> list[tuple[int, int]]:
                 continue
             start, end = end + nxt.start(), end + nxt.end()
         spans.append(_answer_in_line(text, start, end))
-    # "the final answer is \boxed" cut off before its braces: an unfinished box, not an answer
-    return [s for s in spans if s[1] > s[0] and not text.startswith(("\\boxed", "\\fbox"), s[0])]
+    # "the final answer is \boxed" or "\(\boxed{\frac{14}{" cut off before its braces close: an unfinished
+    # box, not an answer (a complete box was taken by the boxed rule already)
+    return [s for s in spans if s[1] > s[0] and not re.search(r"\\(?:boxed|fbox)", text[s[0] : s[1]])]
 
 
 def _last_number(text: str, lo: int, hi: int) -> tuple[int, int] | None:

@@ -166,7 +166,8 @@ def normalize_math_string(s: str) -> str:
     s = _DEGREES.sub("", s)
     s = _CURRENCY.sub("", s)
     s = _PERCENT.sub("", s)
-    s = re.sub(r"\s*\\(?:text|mbox)\{\s*[A-Za-z ]*\}\s*$", "", s)  # trailing units: "5 \text{ cm}"
+    # trailing units after a value, "5 \text{ cm}"; an answer that is only words ("\text{Evelyn}") is kept
+    s = re.sub(r"(?<=\S)\s*\\(?:text|mbox)\{\s*[A-Za-z ]*\}\s*$", "", s)
     s = _TEXT_WRAPPER.sub(r"\1", s)
     s = _SHORT_LHS.sub("", s)
     s = s.strip().rstrip(".").strip()
