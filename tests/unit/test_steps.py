@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from search_helpers import PROBLEM, named_policy, policy_calls, search_gen, separate_judge, solve
+from search_helpers import PROBLEM, named_policy, nodes, policy_calls, search_gen, separate_judge, solve
 
 from ttscale import ConfigError, Ledger
 from ttscale.backends.scripted import ScriptedGenerator, render, tokenize
 from ttscale.search.steps import STEP_SYSTEM_PROMPT, StepFormat, is_terminal
 from ttscale.strategies.beam_search import BeamSearch
+from ttscale.types import Prompt
 
 
 def test_default_is_paragraphs_with_a_blank_line_stop() -> None:
@@ -126,3 +127,36 @@ def test_regex_steps_stop_through_a_criterion_that_decodes_the_step() -> None:
     first = [e.data for e in result.trace if e.kind == "node" and e.data["depth"] == 1][0]
     assert first["step"] == "one" and first["finish_reason"] == "criterion"
     assert result.answer == "3" and PROBLEM.question in calls[0][0][0].messages[-1].content
+
+
+def test_an_empty_last_step_is_not_judged_and_keeps_the_score_of_the_step_before() -> None:
+    def policy(prompt: Prompt, k: int) -> str:
+        if prompt.assistant_prefix == "":
+            return "Six times seven is 42.\n\nmore"  # a step, cut at the blank line
+        return "\n\nthe end"  # a blank line straight away: an empty step, which ends the solution
+
+    judged: list[list[str]] = []
+
+    def judge(steps: list[str]) -> float:
+        judged.append(list(steps))
+        return 10 if not steps[-1].strip() else 90  # a judge asked about nothing says No
+
+    result = solve(BeamSearch(n=2, beam_width=2, iterations=3), search_gen(policy, judge))
+    assert judged and all(all(s.strip() for s in steps) for steps in judged)  # never shown an empty step
+    finished = [n for n in nodes(result).values() if n["terminal"]]
+    assert finished and all(n["step"] == "" and n["score"] == 0.9 for n in finished)
+    assert result.confidence == 1.0  # every solution agrees, each weighted 0.9
+
+
+def test_an_end_of_turn_after_a_separator_the_stop_missed_does_not_end_the_step() -> None:
+    # a whitespace-only line separates steps too, but the stop string ("\n\n") does not catch it
+    def policy(prompt: Prompt, k: int) -> str:
+        if prompt.assistant_prefix == "":
+            return "First compute 6*7.\n \nSo the answer is \\boxed{42}."
+        return "So the answer is \\boxed{42}."
+
+    result = solve(BeamSearch(n=2, beam_width=2, iterations=3), search_gen(policy))
+    by_id = nodes(result)
+    first = [n for n in by_id.values() if n["depth"] == 1]
+    assert first and all(n["step"] == "First compute 6*7." and not n["terminal"] for n in first)
+    assert result.answer == "42"  # the next step gives the boxed answer the first call's tail held

@@ -25,7 +25,7 @@ from ..scorers.process import (
     checked_last_scores,
     checked_step_scores,
 )
-from ..types import Completion, Problem, SamplingParams
+from ..types import Completion, FinishReason, Problem, SamplingParams
 from .steps import StepFormat, is_terminal
 from .tree import Node, Tree
 
@@ -83,7 +83,7 @@ class Searcher:
     def child(self, parent: int, c: Completion) -> Node:
         """The node of one generated step."""
         step, found = self.fmt.cut(c.text)
-        terminal = is_terminal(step, c.finish_reason)
+        terminal = is_terminal(step, _step_finish(c.finish_reason, found))
         text = step if terminal else step + (found or self.fmt.separator)
         return self.tree.add(parent, step, text, c.finish_reason, len(c.token_ids), terminal)
 
@@ -104,7 +104,7 @@ class Searcher:
                 if step:
                     tails[i].append(step)
                     texts[i] += step + (found or self.fmt.separator)
-                if not is_terminal(step, group[0].finish_reason):
+                if not is_terminal(step, _step_finish(group[0].finish_reason, found)):
                     still.append(i)
             live = still
         return tails
@@ -132,8 +132,21 @@ class Searcher:
         that alone (:class:`~ttscale.scorers.process.LastStepScorer`): ``node.scores`` is then that one
         score, or empty when it is a tail's (in ``extra["tail_scores"]``).
         """
-        paths = [self.tree.steps(n.id) for n in nodes]
+        # an empty step (a blank line, or the turn ended, right after the last step) says nothing to judge:
+        # the path is scored without it, so the solution keeps the score its last real step earned
+        paths = [[step for step in self.tree.steps(n.id) if step] for n in nodes]
         full = [p + list(t) for p, t in zip(paths, tails, strict=True)] if tails is not None else paths
+        if not all(full):  # a solution with no step at all: nothing to judge, no evidence it is right
+            for node, steps in zip(nodes, full, strict=True):
+                if not steps:
+                    node.scores, node.score = (), 0.0
+                    node.extra["unjudged"] = "empty solution"
+            kept = [i for i, steps in enumerate(full) if steps]
+            if kept:
+                self.score(
+                    [nodes[i] for i in kept], [tails[i] for i in kept] if tails is not None else None
+                )
+            return
         if self.aggregation == "last" and isinstance(self.prm, LastStepScorer):
             lasts = checked_last_scores(self.prm, self.problem, full)
             for node, path, steps, last in zip(nodes, paths, full, lasts, strict=True):
@@ -150,3 +163,9 @@ class Searcher:
             node.score = aggregate(s, self.aggregation)
             if len(s) > len(path):
                 node.extra["tail_scores"] = s[len(path) :]
+
+
+def _step_finish(finish: FinishReason, separator: str | None) -> FinishReason:
+    """How the step itself ended: at a separator the stop strings missed (a whitespace-only line, say),
+    the text after it, and so the end of turn, belongs to what was cut off, not to the step."""
+    return finish if separator is None else "stop"
