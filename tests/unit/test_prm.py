@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from search_helpers import (
@@ -147,9 +149,21 @@ def test_nan_verdict_raises_naming_the_model_and_the_step() -> None:
 
 
 def test_a_verdict_without_a_token_record_raises() -> None:
-    gen = ScriptedGenerator(lambda p, k: "", model=ScriptedModel(name="mute"), top_fn=verdict_top)
+    gen = ScriptedGenerator(lambda p, k: "J80", model=ScriptedModel(name="mute"), top_fn=verdict_top)
+    judge = LLMJudgePRM(gen)
+    real = gen.generate
+
+    def without_records(prompts: Any, params: Any) -> Any:  # a backend that says it gives logprobs, and not
+        return [[dataclasses.replace(c, logprobs=()) for c in group] for group in real(prompts, params)]
+
+    gen.generate = without_records  # type: ignore[method-assign]
     with pytest.raises(GenerationError, match="'mute' returned no verdict token record for step 1"):
-        LLMJudgePRM(gen).score_steps(PROBLEM, [["a"]])
+        judge.score_steps(PROBLEM, [["a"]])
+
+
+def test_a_judge_that_ends_its_turn_instead_of_answering_gives_the_midpoint() -> None:
+    gen = ScriptedGenerator(lambda p, k: "", model=ScriptedModel(name="mute"), top_fn=verdict_top)
+    assert LLMJudgePRM(gen).score_steps(PROBLEM, [["a"]]) == [[0.5]]  # as llm_judge reads a missing verdict
 
 
 def test_a_nan_prm_stops_a_search_with_a_named_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -301,3 +315,14 @@ def test_orm_as_prm_in_a_search_asks_the_followup_judge_in_the_search_conversati
         decoded = tokenize(render(search.continued("\n\n".join(steps))))
         shared = len(os.path.commonprefix([tokenize(render(judged)), decoded]))
         assert shared >= len(decoded) - 1  # all but the last token (where the turn closes)
+
+
+def test_the_judge_numbers_steps_once_even_when_the_policy_labelled_them() -> None:
+    gen = ScriptedGenerator(["J80"], top_fn=verdict_top)
+    prompt = LLMJudgePRM(gen).prompt(PROBLEM, ["Step 1: Multiply 6 by 7.", "**Step 2.** So \\boxed{42}."])
+    text = prompt.messages[-1].content
+    assert "Step 1: Multiply 6 by 7.\n\nStep 2: So \\boxed{42}.\n\n" in text and "Step 1: Step 1" not in text
+    assert (
+        "Step 1: Step by step, 6 * 7 = 42."
+        in LLMJudgePRM(gen).prompt(PROBLEM, ["Step by step, 6 * 7 = 42."]).messages[-1].content
+    )  # "Step by step" is not a label

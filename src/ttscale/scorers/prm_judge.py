@@ -32,6 +32,7 @@ Failures are loud. A judge completion without a token record, or with a NaN logp
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 from ..backends.base import Generator
@@ -59,6 +60,14 @@ PRM_JUDGE_QUESTION = "Check step {index} carefully. Is step {index} correct? Ans
 
 Key = tuple[str, tuple[str, ...]]
 
+_STEP_LABEL = re.compile(r"^\s*(?:\*\*)?Step\s*\d+\s*[:.](?:\*\*)?\s*", re.IGNORECASE)
+
+
+def _unlabelled(step: str) -> str:
+    """A step without the "Step k:" label the policy may have written (``steps=step_markers``): the judge's
+    prompt numbers the steps itself, and two labels (maybe disagreeing) would only confuse it."""
+    return _STEP_LABEL.sub("", step.strip(), count=1) or step.strip()
+
 
 class LLMJudgePRM:
     """Scores each step by a judge model's P(Yes) to "Is step k correct?". Any generator with logprobs.
@@ -81,7 +90,7 @@ class LLMJudgePRM:
     def prompt(self, problem: Problem, steps: Sequence[str]) -> Prompt:
         """The judge prompt asking about the last of ``steps``."""
         header = PRM_JUDGE_HEADER.format(question=problem.question.strip())
-        blocks = "".join(PRM_STEP_BLOCK.format(index=i, text=s.strip()) for i, s in enumerate(steps, 1))
+        blocks = "".join(PRM_STEP_BLOCK.format(index=i, text=_unlabelled(s)) for i, s in enumerate(steps, 1))
         question = PRM_JUDGE_QUESTION.format(index=len(steps))
         return Prompt.user(header + blocks + question, system=PRM_JUDGE_SYSTEM_PROMPT)
 
@@ -119,6 +128,10 @@ class LLMJudgePRM:
 
     def _verdict(self, completion: Completion, candidate: int, step: int) -> float:
         where = f"step {step} of candidate {candidate}"
+        if not completion.logprobs and not completion.token_ids and completion.finish_reason == "eos":
+            # the judge ended its turn instead of answering (the engine keeps no record for an end-of-turn
+            # token): no evidence either way, the midpoint, as the outcome judge reads a missing verdict
+            return 0.5
         if not completion.logprobs:
             raise GenerationError(
                 f"judge model {self.model_name!r} returned no verdict token record for {where}; "

@@ -143,9 +143,7 @@ class Searcher:
                     node.extra["unjudged"] = "empty solution"
             kept = [i for i, steps in enumerate(full) if steps]
             if kept:
-                self.score(
-                    [nodes[i] for i in kept], [tails[i] for i in kept] if tails is not None else None
-                )
+                self.score([nodes[i] for i in kept], [tails[i] for i in kept] if tails is not None else None)
             return
         if self.aggregation == "last" and isinstance(self.prm, LastStepScorer):
             lasts = checked_last_scores(self.prm, self.problem, full)
