@@ -185,6 +185,13 @@ def test_the_seed_llama_cpp_reads_as_random_still_reproduces(small: LlamaCppGene
     assert first[0][0].token_ids == second[0][0].token_ids
 
 
+def test_prompts_of_one_seeded_call_draw_with_their_own_seeds(small: LlamaCppGenerator) -> None:
+    # the same prompt twice in one call: before, both copies drew with seeds 40 and 41, identically
+    both = small.generate([Q, Q], SamplingParams(n=2, temperature=1.0, max_tokens=24, seed=40))
+    first, second = ([c.token_ids for c in group] for group in both)
+    assert first[0] != second[0] and first[1] != second[1]  # seeds 40, 41 against 42, 43
+
+
 def test_meter_budget_is_never_overspent_on_the_real_engine(small: LlamaCppGenerator) -> None:
     ledger = Ledger(Budget(tokens=120))
     meter = ledger.meter(small)

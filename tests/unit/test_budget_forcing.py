@@ -19,7 +19,7 @@ from ttscale import (
     Result,
     solve,
 )
-from ttscale.backends.scripted import ScriptedGenerator
+from ttscale.backends.scripted import ScriptedGenerator, ScriptedModel
 from ttscale.strategies import build_strategy
 from ttscale.strategies.budget_forcing import BudgetForcing
 
@@ -103,6 +103,17 @@ def test_a_model_that_never_stops_is_cut_exactly_at_the_budget() -> None:
     usage = ledger.usage().total
     assert usage.reasoning_tokens == 50
     assert usage.completion_tokens == 50 + len(ANSWER.split())  # the answer phase is not thinking
+    assert result.answer == "5"
+
+
+def test_thinking_stops_where_the_context_would_not_hold_the_answer() -> None:
+    gen = ScriptedGenerator(thinker([" w" * 2000]), model=ScriptedModel(n_ctx=300))
+    strategy = BudgetForcing(max_thinking_tokens=1000, max_answer_tokens=20)
+    result, _ = run(strategy, gen)  # before: the answer call did not fit the context
+    [forced] = events(result, "force_end")
+    assert forced["reason"] == "context" and 0 < forced["thinking_tokens"] < 300
+    [(prompts, params)] = [(p, params) for p, params in gen.calls if not params.stop]
+    assert gen.count_prompt_tokens(list(prompts))[0] + params.max_tokens <= 300  # the answer fits
     assert result.answer == "5"
 
 

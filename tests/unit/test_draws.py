@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ttscale import Prompt, SamplingParams, cli
+from ttscale.backends.base import prompt_seed
 from ttscale.backends.draws import DrawFile, DrawReplay, draw_key, replayable
 from ttscale.backends.scripted import ScriptedGenerator, ScriptedModel
 from ttscale.compute import Ledger
@@ -192,3 +193,13 @@ def test_a_draw_that_cannot_be_recorded_is_still_returned(
         other.execute("DROP TABLE draws")
     assert [c.text for c in draw(gen, SEEDED)[0]] == ["so 42"] * 3
     assert "could not read draws" in caplog.text
+
+
+def test_each_prompt_of_a_call_is_keyed_with_its_own_seed() -> None:
+    model = ScriptedGenerator(["x"]).model
+    prompt = Prompt.user("q")
+    params = SamplingParams(n=2, temperature=0.7, seed=40)
+    # prompt 1 of a seeded call draws with seeds 42 and 43, as prompt 0 of a call seeded 42 does
+    assert draw_key(model, prompt, params, 1) == draw_key(model, prompt, replace(params, seed=42), 0)
+    assert draw_key(model, prompt, params, 1) != draw_key(model, prompt, params, 0)
+    assert prompt_seed(params, 3) == 46 and prompt_seed(replace(params, seed=None), 3) is None

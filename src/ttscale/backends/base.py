@@ -70,7 +70,8 @@ class Generator(Protocol):
     """A batched text generator.
 
     ``generate`` returns ``len(prompts)`` lists, the i-th holding exactly ``params.n`` completions of
-    ``prompts[i]``. It raises :class:`~ttscale.errors.GenerationError` for a request that fails and
+    ``prompts[i]``; with a seed, sample j of prompt i is drawn with seed ``prompt_seed(params, i) + j``.
+    It raises :class:`~ttscale.errors.GenerationError` for a request that fails and
     :class:`~ttscale.errors.PromptTooLong` before decoding anything when a prompt does not fit.
     ``count_prompt_tokens`` gives the rendered length of each prompt (the meter's worst-case cost).
     """
@@ -84,6 +85,13 @@ class Generator(Protocol):
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]: ...
 
     def count_prompt_tokens(self, prompts: Sequence[Prompt]) -> list[int]: ...
+
+
+def prompt_seed(params: SamplingParams, index: int) -> int | None:
+    """The seed of the first sample of prompt ``index`` in a seeded call: prompt i draws with seeds
+    ``seed + i·n .. seed + i·n + n - 1``, so no two samples of one call share a seed (two prompts that
+    share one would draw the same random numbers, correlating samples meant to be independent)."""
+    return None if params.seed is None else params.seed + index * params.n
 
 
 Span = tuple[int, int]

@@ -49,7 +49,7 @@ from pathlib import Path
 
 from ..errors import CapabilityError, StoreError
 from ..types import Completion, Prompt, SamplingParams, TokenLogprob
-from .base import Generator, ModelInfo, PrefixHold, PrefixReuse, Wrapper
+from .base import Generator, ModelInfo, PrefixHold, PrefixReuse, Wrapper, prompt_seed
 
 FORMAT_VERSION = 1
 
@@ -73,9 +73,10 @@ def replayable(params: SamplingParams) -> bool:
     return seeded and not params.logits_processors and not params.stopping_criteria
 
 
-def draw_key(model: ModelInfo, prompt: Prompt, params: SamplingParams) -> str:
-    """What identifies one prompt's draw: everything that decides the sampled tokens (greedy: no seed)."""
-    seed = None if params.temperature == 0 else params.seed
+def draw_key(model: ModelInfo, prompt: Prompt, params: SamplingParams, index: int = 0) -> str:
+    """What identifies the draw of prompt ``index`` of a call: everything that decides its sampled tokens,
+    its own seed included (:func:`~ttscale.backends.base.prompt_seed`; greedy: no seed)."""
+    seed = None if params.temperature == 0 else prompt_seed(params, index)
     spec = {
         "model": [model.name, model.sha256],
         "messages": [[m.role, m.content] for m in prompt.messages],
@@ -280,7 +281,7 @@ class DrawReplay(Wrapper):
             with self._lock:
                 self.stats.drawn += 1
             return None, None
-        keys = [draw_key(self.model, p, params) for p in prompts]
+        keys = [draw_key(self.model, p, params, i) for i, p in enumerate(prompts)]
         groups = [self.draws.get(k, params.logprobs) for k in keys]
         hit = all(g is not None and len(g) == params.n for g in groups)
         with self._lock:

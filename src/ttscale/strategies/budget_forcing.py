@@ -27,6 +27,12 @@ is prompt text and does not count). Every thinking call asks for at most the tok
 never generates more than ``max_thinking_tokens`` of them. The thinking calls run inside
 :func:`~ttscale.compute.reasoning_phase`, so ``usage.reasoning_tokens`` reports them.
 
+Context. Thinking stops where the model's context would no longer hold the closing text and an answer
+of ``max_answer_tokens`` (a forced end with reason ``context``), so a large ``max_thinking_tokens`` on a
+short context ends the thinking instead of failing the answer call. A round cut short by its cap can split
+the end delimiter across the seam (``</`` then ``think>``); the stop string does not see it then, and the
+thinking goes on (rare: only a cut can cause it).
+
 Samples. ``n > 1`` samples think in rounds: the first call prefills the prompt once for all of them, then
 each round makes one call with a prompt per still-thinking sample, asking for the fewest tokens any of
 them has left (a sample cut short by that cap continues unchanged in the next round). One batched call
@@ -162,7 +168,12 @@ class BudgetForcing:
         rounds = 0
         while live := [t for t in thoughts if t.closing is None]:
             cap = min(self.max_thinking_tokens - t.used for t in live)
-            k = self._affordable(meter, thoughts, rounds == 0, cap, reserve)
+            room = self._context_room(meter, live, reserve)
+            if room <= 0:  # the context holds no more thinking next to the closing text and the answer
+                for t in live:
+                    self._force_end(t, "", "context", trace)
+                break
+            k = self._affordable(meter, thoughts, rounds == 0, min(cap, room), reserve)
             try:
                 outs = self._round(meter, live, rounds == 0, k, rounds) if k > 0 else None
             except BudgetExhausted:
@@ -217,6 +228,15 @@ class BudgetForcing:
         )
 
     # -- budget ---------------------------------------------------------------------------------------
+
+    def _context_room(self, meter: Meter, live: list[_Thought], reserve: int) -> int:
+        """Most thinking tokens the model's context still holds for every live sample, leaving room for
+        the closing text and the answer (unbounded when the context is unknown)."""
+        n_ctx = meter.model.n_ctx
+        if n_ctx <= 0:
+            return self.max_thinking_tokens
+        lens = meter.count_prompt_tokens([t.prompt for t in live])
+        return min(n_ctx - length - reserve - self.max_answer_tokens for length in lens)
 
     def _affordable(self, meter: Meter, thoughts: list[_Thought], first: bool, cap: int, reserve: int) -> int:
         """Largest thinking cap <= ``cap`` whose round, plus the answer call after it, fits the budget."""

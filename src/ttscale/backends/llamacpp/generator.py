@@ -13,7 +13,7 @@ from types import TracebackType
 from ...errors import GenerationError, PrefixLost, PromptTooLong
 from ...reasoning import THINK_OPEN, reasoning_token_count
 from ...types import Completion, Prompt, SamplingParams
-from ..base import Capabilities, ModelInfo, PrefixHold
+from ..base import Capabilities, ModelInfo, PrefixHold, prompt_seed
 from .chat import ChatTemplate
 from .engine import Engine, Request
 from .gguf_facts import GGUFFacts, read_gguf_facts
@@ -183,14 +183,16 @@ class LlamaCppGenerator:
                     f"prompt of {len(ids)} tokens leaves no room to generate in a context of "
                     f"{self._model.n_ctx}; shorten it"
                 )
-        base_seed = params.seed if params.seed is not None else random.getrandbits(31)
+        unseeded = random.getrandbits(31)
         chunk = self._chunk()
         requests: list[list[Request]] = []
         for i, ids in enumerate(token_lists):
+            first = prompt_seed(params, i)
+            first = unseeded + i * 1_000_003 if first is None else first
             parts = []
             for j, start in enumerate(range(0, params.n, chunk)):
                 n = min(chunk, params.n - start)
-                seed = base_seed + start + (i * 1_000_003 if params.seed is None else 0)
+                seed = first + start
                 allowance = pin = donor = None
                 if hold is not None:
                     allowance = hold.spans[i][j][1]
