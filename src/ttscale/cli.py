@@ -173,6 +173,10 @@ def solve_command(
 ) -> None:
     """Solve one problem with a test-time strategy and report the answer and what it cost."""
     with _errors():
+        if not question.strip():
+            raise ConfigError("the question is empty; pass the problem to solve as the first argument")
+        if budget_tokens == 0 or budget_flops == 0:  # it could not pay for a single token
+            raise ConfigError("a budget of 0 pays for nothing; give --budget-tokens / --budget-flops above 0")
         if trace is not None:
             check_writable(trace)  # before the model loads: a bad path must not cost a solve
         params = parse_params(param or [])
@@ -183,15 +187,15 @@ def solve_command(
         budget = None if no_budget else Budget(budget_tokens, budget_flops)
         problem = Problem(question, answer_kind=kind.value)
         result = _run(problem, chosen, budget, lambda: open_generator(backend, model, script))
-        if trace is not None:
-            write_trace(trace, problem, result)
-            _stderr().print(f"trace written to {trace}; view it with `ttscale trace view {trace}`")
-        if json_output:
+        if json_output:  # the answer first: a trace that fails to write must not lose what was computed
             payload: dict[str, Any] = result.to_dict()
             payload.update(model=result.model, strategy=result.strategy)
             typer.echo(json.dumps(payload, ensure_ascii=False))
         else:
             _print_result(result)
+        if trace is not None:
+            write_trace(trace, problem, result)
+            _stderr().print(f"trace written to {trace}; view it with `ttscale trace view {trace}`")
 
 
 def _run(

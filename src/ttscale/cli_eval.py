@@ -91,7 +91,7 @@ def eval_command(
     script_delay: Annotated[float, Opt(hidden=True, help="Seconds per scripted call (tests).")] = 0.0,
     executor: Annotated[
         ExecutorKind,
-        Opt(help="Where problems run: threads here, or Ray workers (pip install 'ttscale[ray]')."),
+        Opt(help="Where problems run: threads here, or Ray workers (pip install 'ttscale\\[ray]')."),
     ] = ExecutorKind.local,
     ray_address: Annotated[
         str | None, Opt(help="Ray cluster to join, HOST:6379 (default: this machine's, or a new local one).")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from .errors import TraceFileError
 from .viewer import read_trace, render_trace_html
 from .viewer.trace_file import check_writable, write_text_atomic
 
@@ -25,6 +26,8 @@ def view_command(
 
     with _errors():
         out = output or trace.with_suffix(".html")
+        if out.resolve() == trace.resolve():  # the page would replace the trace it is made from
+            raise TraceFileError(f"the page would overwrite the trace {trace}; name another file with -o")
         check_writable(out, "the page")
         doc = read_trace(trace)
         write_text_atomic(out, render_trace_html(doc))

@@ -40,7 +40,11 @@ class UnknownNameError(ConfigError, KeyError):
 
         self.kind, self.name = kind, name
         self.known = sorted(known)
-        close = difflib.get_close_matches(name, self.known, n=3, cutoff=0.5)
+        # names it begins (a prefix: "smollm" for "smollm2-135m-instruct"), then near spellings
+        starts = [k for k in self.known if name and k.lower().startswith(name.lower())]
+        close = list(dict.fromkeys([*starts, *difflib.get_close_matches(name, self.known, n=3, cutoff=0.5)]))[
+            :3
+        ]
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         listing = ", ".join(self.known) if self.known else "(none)"
         super().__init__(f"unknown {kind} {name!r}.{hint} Known {kind} names: {listing}")

@@ -98,6 +98,7 @@ def test_bad_strategy_exits_2_with_did_you_mean(script_file: ScriptFile) -> None
         (["-p", "n=0"], "n must be an integer >= 1"),
         (["-p", "beams=3"], "unknown parameter 'beams'"),
         (["--budget-tokens", "-5"], "budget tokens must be >= 0"),
+        (["--budget-tokens", "0"], "a budget of 0 pays for nothing"),
     ],
 )
 def test_bad_options_exit_2(script_file: ScriptFile, extra: list[str], fragment: str) -> None:
@@ -162,3 +163,23 @@ def test_llamacpp_backend_uses_default_model(monkeypatch: pytest.MonkeyPatch, bo
     assert opened == ["default-model"] and gen.closed == 1
     runner.invoke(cli.app, ["solve", "2+2?", "-s", "direct", "--model", "other"])
     assert opened == ["default-model", "other"]
+
+
+def test_an_empty_question_or_a_file_that_is_not_gguf_is_named_before_any_solve(tmp_path: Path) -> None:
+    empty = runner.invoke(cli.app, ["solve", "  ", "--backend", "scripted", "--script", str(tmp_path / "s")])
+    assert empty.exit_code == 2 and "the question is empty" in empty.stderr
+    for name, content in (
+        ("text.GGUF", b"hello, not a model"),
+        ("empty.gguf", b""),
+        ("cut.gguf", b"GGUF\x03\x00"),
+    ):
+        path = tmp_path / name
+        path.write_bytes(content)
+        result = runner.invoke(cli.app, ["solve", "q", "--model", str(path)])
+        assert result.exit_code == 2, result.output  # no traceback
+        assert f"{path} is not a readable GGUF model file" in result.stderr
+
+
+def test_unknown_model_names_suggest_the_names_they_begin() -> None:
+    result = runner.invoke(cli.app, ["models", "path", "smollm"])
+    assert result.exit_code == 2 and "Did you mean 'smollm2-135m-instruct'" in result.stderr

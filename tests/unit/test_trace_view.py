@@ -135,3 +135,31 @@ def test_trace_view_names_a_file_that_is_not_a_trace(tmp_path: Path) -> None:
     out = runner.invoke(cli.app, ["trace", "view", str(path)])
     assert out.exit_code == 2 and "is not a ttscale trace" in out.output
     assert not (tmp_path / "x.html").exists()
+
+
+def test_trace_view_never_overwrites_the_trace_it_reads(
+    tmp_path: Path, script_file: Callable[[Sequence[str]], Path], boxed: Callable[..., str]
+) -> None:
+    trace = tmp_path / "run.html"  # a trace named .html: the default page name is the trace's own
+    args = ["solve", "q", "--backend", "scripted", "--script", str(script_file([boxed("1")])), "-p", "n=1"]
+    assert runner.invoke(cli.app, [*args, "--trace", str(trace)]).exit_code == 0
+    for extra in ([], ["-o", str(trace)]):
+        out = runner.invoke(cli.app, ["trace", "view", str(trace), *extra])
+        assert out.exit_code == 2 and "would overwrite the trace" in out.output
+    assert read_trace(trace)["answer"] == "1"  # still the trace
+
+
+def test_the_answer_is_printed_even_when_the_trace_cannot_be_written(
+    tmp_path: Path,
+    script_file: Callable[[Sequence[str]], Path],
+    boxed: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def disk_full(*args: object) -> None:
+        raise TraceFileError("cannot write t.json: No space left on device")
+
+    monkeypatch.setattr(cli, "write_trace", disk_full)
+    args = ["solve", "q", "--backend", "scripted", "--script", str(script_file([boxed("7")])), "--json"]
+    out = runner.invoke(cli.app, [*args, "--trace", str(tmp_path / "t.json")])
+    assert out.exit_code == 2 and "No space left on device" in out.stderr
+    assert json.loads(out.stdout)["answer"] == "7"  # what was computed is not lost

@@ -76,7 +76,7 @@ class LlamaCppGenerator:
         from ...models import get_entry, resolve
 
         path = resolve(name_or_path)
-        if name_or_path.endswith(".gguf"):
+        if name_or_path.lower().endswith(".gguf"):
             return cls(path, name=Path(name_or_path).stem, config=config)
         return cls(path, name=name_or_path, config=config, sha256=get_entry(name_or_path).sha256)
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...errors import ConfigError
+
 
 @dataclass(frozen=True)
 class GGUFFacts:
@@ -93,10 +95,20 @@ def read_gguf_facts(path: str | Path) -> GGUFFacts:
     A small reader of our own: the ``gguf`` package decodes every vocabulary string and takes ~9 s on a
     151k-token vocabulary, this skips them and takes well under a second.
     """
+    try:
+        return _read(path)
+    except (ValueError, struct.error, IndexError, UnicodeDecodeError) as e:  # empty, truncated, not GGUF
+        raise ConfigError(
+            f"{path} is not a readable GGUF model file ({e}); pass a .gguf file or a catalog model name "
+            "(`ttscale models list`)"
+        ) from None
+
+
+def _read(path: str | Path) -> GGUFFacts:
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         cur = _Cursor(buf)
         if buf[:4] != b"GGUF":
-            raise ValueError(f"{path} is not a GGUF file (bad magic)")
+            raise ValueError("it does not start with the GGUF magic bytes")
         cur.pos = 8  # magic, version
         n_tensors, n_kv = cur.scalar("<Q"), cur.scalar("<Q")
         meta: dict[str, Any] = {}
