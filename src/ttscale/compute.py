@@ -258,6 +258,15 @@ class Meter(Wrapper):
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         if not prompts:
             return []
+        try:
+            return self._generate_once(prompts, params)
+        except PrefixLost:
+            # the engine gave a promised prefix's slot to other work between the reservation and the
+            # request (what ran is booked): ask once more, on a fresh promise, before it counts as the
+            # budget refusing; callers treat BudgetExhausted as "stop drawing", which this is not
+            return self._generate_once(prompts, params)
+
+    def _generate_once(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         hold = self._hold(prompts, params.n)
         try:
             plan = self._plan(prompts, params, hold)

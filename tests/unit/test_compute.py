@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +14,8 @@ from ttscale import Budget, BudgetExhausted, ConfigError, Ledger, Prompt, Sampli
 from ttscale.backends.base import Capabilities, ModelInfo
 from ttscale.backends.scripted import ScriptedGenerator, ScriptedModel
 from ttscale.compute import span_flops
+from ttscale.errors import PrefixLost
+from ttscale.types import Completion
 
 WORDS = "one two three four five six seven eight nine ten eleven twelve"
 
@@ -164,3 +167,26 @@ def test_a_prefix_cache_promise_lets_a_cached_call_through_a_tight_budget() -> N
         else:
             with pytest.raises(BudgetExhausted):
                 ledger.meter(gen).generate([long_q], SamplingParams(n=2, max_tokens=3))
+
+
+class _LosesItsPrefixOnce(ScriptedGenerator):
+    """A prefix-caching backend whose first held call loses its promised prefix (the engine gave the slot
+    to other work); the sample that did run comes back with the error."""
+
+    lost = 0
+
+    def generate_held(self, prompts: Any, params: SamplingParams, hold: Any) -> list[list[Completion]]:
+        out = super().generate_held(prompts, params, hold)
+        if not self.lost:
+            self.lost += 1
+            raise PrefixLost("a promised prefix was evicted", tuple(out[0][:1]))
+        return out
+
+
+def test_a_call_that_loses_its_prefix_is_asked_once_more_and_both_are_booked() -> None:
+    gen = _LosesItsPrefixOnce([WORDS], prefix_cache=True)
+    ledger = Ledger()
+    out = ledger.meter(gen).generate([Prompt.user("q")], SamplingParams(n=3, max_tokens=40))
+    assert len(out[0]) == 3 and gen.lost == 1  # before: BudgetExhausted, and a sampler stopped drawing
+    spent = ledger.usage().total
+    assert spent.calls == 2 and spent.completion_tokens == 4 * len(WORDS.split())  # the lost call's one
