@@ -130,9 +130,9 @@ def test_the_meter_books_what_ran_when_a_call_loses_a_prefix(small_path: Path) -
         with pytest.raises(BudgetExhausted):
             meter.generate([follow, Prompt.user("Say hi.")], SamplingParams(n=1, max_tokens=5))
         spent = ledger.usage().total
-        # the meter asks once more on a fresh promise, which loses its prefix again here: both calls'
-        # finished prompts are on the books
-        assert spent.calls == 2 and spent.completion_tokens > 0
+        # the meter would ask once more on a fresh promise, but what is left of 60 tokens cannot pay for the
+        # whole prompt it now has to compute: refused before spending, so one call is on the books
+        assert spent.calls == 1 and spent.completion_tokens > 0
         assert spent.total_tokens <= 60
         assert ledger.remaining()[0] == 60 - spent.total_tokens  # no reservation left behind
 
