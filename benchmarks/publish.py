@@ -161,7 +161,11 @@ def _find(store: RunStore, entry: Entry) -> RunInfo | None:
     runner = _runner(store, entry)
     given = runner.common | {"model": entry.model, "strategy": entry.strategy, "params": entry.run_params()}
     config, _ = _plan(store, None, given)
-    found = [r for r in store.runs() if _same_run(r.config, config)]
+    found = [
+        r
+        for r in store.runs()
+        if _same_run(r.config, config) and ("draws" in r.versions) == entry.draws  # a judge row must replay
+    ]
     return found[-1] if found else None
 
 
@@ -248,7 +252,8 @@ def _compare(store: RunStore, dataset: str) -> dict[str, Any] | None:
 
 def _markdown(summary: dict[str, Any]) -> str:
     lines = []
-    titles = {"gsm8k": "GSM8K test, first 100", "math500": "MATH-500 development half, first 50"}
+    titles = {"gsm8k": f"GSM8K test, first {LIMITS['gsm8k']}",
+              "math500": f"MATH-500 development half, first {LIMITS['math500']}"}  # fmt: skip
     for dataset, title in titles.items():
         rows = [r for r in summary["rows"] if r["dataset"] == dataset]
         if not rows:
@@ -258,7 +263,11 @@ def _markdown(summary: dict[str, Any]) -> str:
                   "|---|---|---|---|---|"]  # fmt: skip
         for r in rows:
             lo, hi = r["accuracy_ci95"]
-            done = f"{r['done']}" if r["done"] >= r["planned"] else f"{r['done']} of {r['planned']} (running)"
+            done = (
+                f"{r['done']}"
+                if r["done"] >= r["planned"]
+                else f"{r['done']} of {r['planned']} (in progress)"
+            )
             lines.append(f"| {r['label']} | {done} | {r['accuracy']:.3f} ({lo:.2f}-{hi:.2f}) "
                          f"| {r['tokens_per_problem']:,.0f} | {_flops(r['flops_per_problem'])} |")  # fmt: skip
         lines.append("")
@@ -345,6 +354,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     a = ap.parse_args(argv)
     if a.limit:
+        defaults = {"--store": ap.get_default("store"), "--out": ap.get_default("out"),
+                    "--readme": ap.get_default("readme")}  # fmt: skip
+        kept = [flag for flag, path in defaults.items() if getattr(a, flag[2:]) == path]
+        if kept:  # a smoke test must not write its few problems over the published store and table
+            ap.error(
+                f"--limit is for smoke tests: give {', '.join(kept)} other paths than the published ones"
+            )
         LIMITS.update(dict.fromkeys(LIMITS, a.limit))
     keys = [k for k in a.only.split(",") if k]
     unknown = set(keys) - {e.key for e in PLAN}

@@ -64,3 +64,32 @@ def test_status_lists_every_entry_in_run_order(tmp_path: Path) -> None:
         lines = publish.status(store).splitlines()
     assert [line.split()[0] for line in lines[:-1]] == [e.key for e in publish.PLAN]
     assert all(line.endswith("not started") for line in lines[:-1]) and lines[-1].endswith("0.00 h")
+
+
+def test_a_smoke_test_cannot_write_over_the_published_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        publish.main(["--limit", "1", "--store", str(tmp_path / "s.sqlite")])
+    assert stopped.value.code == 2
+    assert "give --out, --readme other paths than the published ones" in capsys.readouterr().err
+
+
+def test_a_judge_row_only_takes_a_run_that_replayed_the_draw(tmp_path: Path) -> None:
+    from ttscale.cli_eval import _plan
+    from ttscale.evals.store import RunStore
+
+    (judge,) = [e for e in publish.PLAN if e.key == "gsm8k/best_of_n_judge"]
+    with RunStore.open(tmp_path / "publish.sqlite") as store:
+        runner = publish._runner(store, judge)
+        given = runner.common | {
+            "model": judge.model,
+            "strategy": judge.strategy,
+            "params": judge.run_params(),
+        }
+        config, _ = _plan(store, None, given)
+        store.create_run(config.to_dict(), {"ttscale": "0"}, 100)  # the same config, drawn afresh
+        assert publish._find(store, judge) is None
+        replayed = store.create_run(config.to_dict(), {"ttscale": "0", "draws": "d.sqlite"}, 100)
+        found = publish._find(store, judge)
+        assert found is not None and found.run_id == replayed

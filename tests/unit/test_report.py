@@ -79,11 +79,31 @@ def test_runs_on_different_problems_are_never_compared(tmp_path: Path) -> None:
     assert "/b/data.jsonl[0:] · large · cot" in points.group(0)
 
 
+def test_bins_per_dataset_and_runs_in_progress_are_marked(tmp_path: Path) -> None:
+    import sqlite3
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    small = ScriptedModel(name="small", n_params=1_000_000)
+    path = tmp_path / "runs.sqlite"
+    with RunStore.open(path) as store:
+        record_run(store, dataset(tmp_path / "a"), small, "self_consistency", {"n": "8"})
+        record_run(store, dataset(tmp_path / "b"), small, "self_consistency", {"n": "8"})
+        partial = record_run(store, dataset(tmp_path / "b"), small, "self_consistency", {"n": "16"})
+    with sqlite3.connect(path) as conn:  # as if it had planned more than it has done so far
+        conn.execute("UPDATE runs SET n_planned = ? WHERE run_id = ?", (N_PROBLEMS + 5, partial))
+    with RunStore.open(path, write=False) as store:
+        page = build_report(store, None, tmp_path / "r.html", traces=False)
+    assert page.count("<img alt='accuracy per difficulty bin'") == 2  # one per dataset
+    assert page.count("ranked by pass@1 of run") == 2 and f"run {partial}" not in page.split("Difficulty")[1]
+    assert f"{N_PROBLEMS} of {N_PROBLEMS + 5} (incomplete)" in page
+
+
 def test_report_of_chosen_runs_and_bad_requests(tmp_path: Path) -> None:
     path, (sc_run, greedy_run) = build_store(tmp_path)
     with RunStore.open(path, write=False) as store:
         page = build_report(store, [greedy_run], tmp_path / "one.html", traces=False)
-        assert "No sampling run among these runs" in page and "<a href=" not in page
+        assert "No finished sampling run among these runs" in page and "<a href=" not in page
         with pytest.raises(TraceFileError, match="cannot write the report .* does not exist"):
             build_report(store, None, tmp_path / "missing" / "r.html")
     empty = tmp_path / "empty.sqlite"

@@ -114,13 +114,9 @@ def plot_bins(series: Sequence[Series], bins: Bins) -> str:
     for i, s in enumerate(series):
         top = s.points[-1]  # the largest budget of the series
         acc = accuracy_by_bin(top, bins.bins)
-        xs = [b + (i - (len(series) - 1) / 2) * width for b in range(1, n_bins + 1)]
-        ax.bar(
-            xs,
-            [acc.get(b, (0.0, 0))[0] for b in range(1, n_bins + 1)],
-            width,
-            label=f"{s.label} [{top.budget}]",
-        )
+        have = [b for b in range(1, n_bins + 1) if acc.get(b, (0.0, 0))[1] > 0]  # no problems: no bar, not 0
+        xs = [b + (i - (len(series) - 1) / 2) * width for b in have]
+        ax.bar(xs, [acc[b][0] for b in have], width, label=f"{s.label} [{top.budget}]")
     ax.set_xticks(range(1, n_bins + 1))
     ax.set_xlabel(f"difficulty bin (1 = easiest, by {bins.model}'s pass@1 in run {bins.run_id})")
     ax.set_ylabel("accuracy")
@@ -161,28 +157,43 @@ class Bins:
     """The run's problems (:func:`~.analysis.dataset_slice`): the bins apply to series on these only."""
 
 
-def difficulty_bins(runs: Sequence[LoadedRun], n_bins: int = 5) -> Bins | None:
-    """Oracle bins from the run with the most samples per problem (None without a sampling run)."""
-    best: LoadedRun | None = None
-    best_count = 1
+def _progress(info: RunInfo) -> str:
+    """Problems done, and of how many when the run is not finished (in progress or interrupted)."""
+    return (
+        str(info.n_done)
+        if info.n_done >= info.n_planned
+        else f"{info.n_done} of {info.n_planned} (incomplete)"
+    )
+
+
+def difficulty_bins(runs: Sequence[LoadedRun], n_bins: int = 5) -> list[Bins]:
+    """Oracle bins for each dataset slice, from its finished run with the most samples per problem (the
+    earliest on ties); a slice without a finished sampling run has none."""
+    best: dict[str, tuple[int, LoadedRun]] = {}
     for r in runs:
         counts = [len(p.samples) for p in r.problems if p.samples]
-        if counts and min(counts) > best_count:
-            best, best_count = r, min(counts)
-    if best is None:
-        return None
-    c = best.info.config
-    return Bins(oracle_bins(best.problems, n_bins), best.info.run_id, str(c.get("model")), dataset_slice(c))
+        if r.info.n_done < r.info.n_planned or not counts or min(counts) < 2:
+            continue  # a run in progress ranks only the problems it reached
+        where = dataset_slice(r.info.config)
+        if where not in best or min(counts) > best[where][0]:
+            best[where] = (min(counts), r)
+    out = []
+    for where, (_, r) in best.items():
+        out.append(
+            Bins(oracle_bins(r.problems, n_bins), r.info.run_id, str(r.info.config.get("model")), where)
+        )
+    return out
 
 
-def matched_rows(series: Sequence[Series], binned: Bins | None) -> list[MatchedRow]:
+def matched_rows(series: Sequence[Series], binned: Sequence[Bins]) -> list[MatchedRow]:
     """Each greedy run against every other model's curve on the same problems, at matched FLOPs."""
+    by_slice = {b.dataset: b.bins for b in binned}
     rows = []
     for g in series:
         if g.strategy not in GREEDY or len(g.points) != 1:
             continue
         target = g.points[0]
-        bins = binned.bins if binned is not None and binned.dataset == g.dataset else None
+        bins = by_slice.get(g.dataset)
         for other in series:
             if other.model == g.model or other.dataset != g.dataset or len(other.points) < 2:
                 continue
@@ -250,13 +261,13 @@ def build_report(store: RunStore, run_ids: Sequence[str] | None, out: Path, *, t
 def _page(
     runs: Sequence[LoadedRun],
     series: Sequence[Series],
-    binned: Bins | None,
+    binned: Sequence[Bins],
     matched: Sequence[MatchedRow],
     links: Mapping[tuple[str, int], str],
 ) -> str:
     e = html.escape
     parts = ["<h2>Runs</h2>", "<table class='runs'><tr><th>run</th><th>dataset</th><th>model</th>"
-             "<th>strategy</th><th>params</th><th>problems</th><th>accuracy (95% CI)</th><th>tokens / problem</th>"
+             "<th>strategy</th><th>params</th><th>problems (of planned)</th><th>accuracy (95% CI)</th><th>tokens / problem</th>"
              "<th>FLOPs / problem</th><th>latency p50 s</th></tr>"]  # fmt: skip
     replays = False
     for r in runs:
@@ -268,7 +279,7 @@ def _page(
             latency, replays = latency + " (draws)", True
         parts.append(
             f"<tr><td>{e(r.info.run_id)}</td><td>{e(str(c.get('dataset')))}</td><td>{e(str(c.get('model')))}</td>"
-            f"<td>{e(str(c.get('strategy')))}</td><td>{e(params)}</td><td>{m.n_problems}</td>"
+            f"<td>{e(str(c.get('strategy')))}</td><td>{e(params)}</td><td>{_progress(r.info)}</td>"
             f"<td>{m.accuracy:.3f} ({lo:.3f}–{hi:.3f})</td><td>{m.per_problem(m.usage.total_tokens):.1f}</td>"
             f"<td>{m.per_problem(m.usage.flops):.3g}</td><td>{latency}</td></tr>"
         )
@@ -289,13 +300,13 @@ def _page(
             parts.append(f"<tr><td>{e(s.label)}</td><td>{p.budget}</td><td>{p.accuracy:.3f}</td>"
                          f"<td>{p.tokens_per_problem:.1f}</td><td>{p.flops_per_problem:.3g}</td></tr>")  # fmt: skip
     parts.append("</table>")
-    if binned:
-        parts += ["<h2>Difficulty bins</h2>",
-                  f"<p>Oracle bins: problems of {e(binned.dataset)} ranked by pass@1 of run {e(binned.run_id)}'s "
-                  f"samples ({e(binned.model)}), five equal bins; the series on those problems.</p>",
-                  f"<img alt='accuracy per difficulty bin' src='{plot_bins(series, binned)}'>"]  # fmt: skip
-    else:
-        parts.append("<h2>Difficulty bins</h2><p>No sampling run among these runs: no bins.</p>")
+    parts.append("<h2>Difficulty bins</h2>")
+    for b in binned:
+        parts += [f"<p>Oracle bins: problems of {e(b.dataset)} ranked by pass@1 of run {e(b.run_id)}'s samples "
+                  f"({e(b.model)}), five equal bins; the series on those problems.</p>",
+                  f"<img alt='accuracy per difficulty bin' src='{plot_bins(series, b)}'>"]  # fmt: skip
+    if not binned:
+        parts.append("<p>No finished sampling run among these runs: no bins.</p>")
     parts.append("<h2>FLOPs-matched comparison</h2>")
     if matched:
         parts.append("<table class='matched'><tr><th>greedy</th><th>accuracy</th><th>FLOPs / problem</th>"
