@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import ttscale.cli  # noqa: F401  (mounts the eval commands; importing cli_eval first is circular)
-from ttscale.cli_eval import ExecutorKind, _plan, _Where
-from ttscale.cli_sweep import Runner, _common, _same_run, compare_summary, curve
+from ttscale.cli_eval import ExecutorKind, _Where
+from ttscale.cli_sweep import Runner, _common, compare_summary, curve
 from ttscale.evals.analysis import CurvePoint, Series, flops_matched, oracle_bins, run_point, sample_curve
 from ttscale.evals.records import RunInfo
 from ttscale.evals.report import plot_scaling
@@ -158,15 +158,8 @@ def _runner(store: RunStore, entry: Entry) -> Runner:
 
 def _find(store: RunStore, entry: Entry) -> RunInfo | None:
     """The store's run for this entry, finished or not, without running anything."""
-    runner = _runner(store, entry)
-    given = runner.common | {"model": entry.model, "strategy": entry.strategy, "params": entry.run_params()}
-    config, _ = _plan(store, None, given)
-    found = [
-        r
-        for r in store.runs()
-        if _same_run(r.config, config) and ("draws" in r.versions) == entry.draws  # a judge row must replay
-    ]
-    return found[-1] if found else None
+    run, _ = _runner(store, entry).find(entry.model, entry.strategy, entry.run_params())
+    return run  # a row with draws takes only a run that replayed them (Runner.find), as running it does
 
 
 def execute(store: RunStore, entry: Entry) -> None:
@@ -356,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.limit:
         defaults = {"--store": ap.get_default("store"), "--out": ap.get_default("out"),
                     "--readme": ap.get_default("readme")}  # fmt: skip
-        kept = [flag for flag, path in defaults.items() if getattr(a, flag[2:]) == path]
+        kept = [flag for flag, path in defaults.items() if getattr(a, flag[2:]).resolve() == path.resolve()]
         if kept:  # a smoke test must not write its few problems over the published store and table
             ap.error(
                 f"--limit is for smoke tests: give {', '.join(kept)} other paths than the published ones"

@@ -27,7 +27,7 @@ from rich.text import Text
 from .backends.base import Generator
 from .backends.draws import DrawFile, DrawReplay
 from .cli import Backend, _close, _errors, _stderr, _stdout, open_generator, parse_params
-from .errors import ConfigError
+from .errors import ConfigError, TTScaleError
 from .evals import datasets
 from .evals.analysis import dataset_slice
 from .evals.datasets import Example
@@ -176,7 +176,7 @@ def _execute(
         _run_with_progress(runs, run_id, config, examples, executor)
         return run_id
     except BaseException as exc:  # interrupted, engine stopped, store full...: what finished is stored
-        if run_id is not None and not isinstance(exc, ConfigError):  # (a bad option: fix it first)
+        if run_id is not None and not isinstance(exc, ConfigError) and _still_there(runs, run_id):
             _stderr().print(
                 f"stored so far; continue with: ttscale eval --resume {run_id} --store {runs.path}"
             )
@@ -190,6 +190,15 @@ def _execute(
                 f"draws: {done.replayed} calls replayed from {where.draws}, {done.drawn} computed"
             )
         _close(generator)
+
+
+def _still_there(runs: RunStore, run_id: str) -> bool:
+    """Whether the store still holds the run (a run deleted meanwhile cannot be resumed)."""
+    try:
+        runs.run(run_id)
+    except TTScaleError:
+        return False
+    return True
 
 
 def _plan(runs: RunStore, resume: str | None, given: dict[str, Any]) -> tuple[EvalConfig, RunInfo | None]:

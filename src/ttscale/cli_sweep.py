@@ -64,11 +64,24 @@ class Runner:
         self.common = dict(common)
         self.where = where
 
-    def run(self, model: str, strategy: str, params: Mapping[str, str]) -> tuple[RunInfo, EvalConfig]:
+    def find(self, model: str, strategy: str, params: Mapping[str, str]) -> tuple[RunInfo | None, EvalConfig]:
+        """The latest run of this config in the store, if any (without running anything), and the config.
+
+        A run made with a draw file matches only a runner with one, and one made without only a runner
+        without: a judge meant to score a recorded draw must not reuse a run that drew its own samples.
+        """
         given = self.common | {"model": model, "strategy": strategy, "params": dict(params)}
         config, _ = _plan(self.store, None, given)
-        found = [r for r in self.store.runs() if _same_run(r.config, config)]
-        run = found[-1] if found else None
+        replaying = self.where.draws is not None
+        found = [
+            r
+            for r in self.store.runs()
+            if _same_run(r.config, config) and ("draws" in r.versions) == replaying
+        ]
+        return (found[-1] if found else None), config
+
+    def run(self, model: str, strategy: str, params: Mapping[str, str]) -> tuple[RunInfo, EvalConfig]:
+        run, config = self.find(model, strategy, params)
         if run is not None:
             config = EvalConfig.from_dict(run.config)
         examples = datasets.load_slice(config.dataset, limit=config.limit, offset=config.offset)

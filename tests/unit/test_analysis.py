@@ -106,6 +106,16 @@ def test_best_of_n_borda_ranks_the_first_k_afresh() -> None:
     assert [majority(p.samples, k) for k in (1, 2, 3, 4)] == [False, False, True, True]
     steep = subsample_rule("best_of_n", {"selection": "borda", "borda_power": "3"})
     assert steep is not None and steep(p.samples, 4) is False
+    # the first 4 are ranked among themselves, not by their ranks among all 6: answers B B A A (B wrong),
+    # scores .3 .2 .8 .1 -> votes sqrt(3), sqrt(2), sqrt(4), 1: B 3.15 beats A 3.0; by their ranks among all
+    # six (.7 and .3 come after them) they would get sqrt(4), sqrt(2), sqrt(6), 1, and A would win 3.45 to 3.41
+    q = prob(
+        "q",
+        [s(0, 0, False, score=0.3), s(1, 0, False, score=0.2), s(2, 1, True, score=0.8),
+         s(3, 1, True, score=0.1), s(4, 0, False, score=0.7), s(5, 1, True, score=0.3)],
+    )  # fmt: skip
+    assert borda(q.samples, 4) is False
+    assert borda(q.samples, 6) is False  # all six: B 5.65 against A 5.18
 
 
 def test_a_verifier_s_cost_is_split_over_the_samples_it_scored() -> None:

@@ -223,6 +223,9 @@ def test_an_answer_in_words_is_not_a_unit() -> None:
     assert equivalent("5 \\text{ cm}", "5", "math")
     assert not equivalent("\\text{Carla}", "\\text{Evelyn}", "math")
     assert not equivalent("\\text{odd}", "\\text{even}", "math")
+    assert not equivalent("x = \\text{Carla}", "x = \\text{Evelyn}", "math")
+    assert not equivalent("Answer: \\text{odd}", "Answer: \\text{even}", "math")
+    assert equivalent("\\frac{1}{2}\\text{ inches}", "\\frac12", "math")
     assert equivalent("Evelyn", "\\text{Evelyn}", "math") and is_correct(
         "\\text{ (Evelyn) }", "\\text{Evelyn}", "math"
     )

@@ -63,8 +63,16 @@ class AnswerForm:
 
     @cached_property
     def parsed(self) -> list[Any] | None:
-        """math-verify's parse of the answer (``math`` only), or None when unavailable or unsafe."""
-        return _mathverify.parse_answer(self.raw.strip()) if self.kind == "math" else None
+        """math-verify's parse of the answer (``math`` only), or None when unavailable or unsafe.
+
+        A parse with no expression in it, only leftover strings ("x = \\text{Carla}" parses to ``['x =']``),
+        is none: two such parses would compare equal whatever the words were."""
+        if self.kind != "math":
+            return None
+        parsed = _mathverify.parse_answer(self.raw.strip())
+        if parsed is not None and all(isinstance(p, str) for p in parsed):
+            return None
+        return parsed
 
     @cached_property
     def value(self) -> complex | None:

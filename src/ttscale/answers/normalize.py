@@ -166,8 +166,9 @@ def normalize_math_string(s: str) -> str:
     s = _DEGREES.sub("", s)
     s = _CURRENCY.sub("", s)
     s = _PERCENT.sub("", s)
-    # trailing units after a value, "5 \text{ cm}"; an answer that is only words ("\text{Evelyn}") is kept
-    s = re.sub(r"(?<=\S)\s*\\(?:text|mbox)\{\s*[A-Za-z ]*\}\s*$", "", s)
+    # trailing units after a value, "5 \text{ cm}"; an answer that is only words ("\text{Evelyn}",
+    # "x = \text{Evelyn}", "Answer: \text{odd}") is kept
+    s = re.sub(r"(?<=[^\s=:])\s*\\(?:text|mbox)\{\s*[A-Za-z ]*\}\s*$", "", s)
     s = _TEXT_WRAPPER.sub(r"\1", s)
     s = _SHORT_LHS.sub("", s)
     s = s.strip().rstrip(".").strip()

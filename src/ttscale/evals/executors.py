@@ -189,7 +189,8 @@ class RayExecutor:
     another job holds."""
     RETRIES = 2
     """A worker process that dies (out of memory, a crash in native code) is restarted and its problem
-    tried again, at most this many times; then the run stops with :class:`WorkerLost`."""
+    tried again; Ray counts the restarts per worker over the whole run (``max_restarts``), so past this
+    many deaths of one worker the run stops with :class:`WorkerLost`."""
 
     def __init__(self, factory: GeneratorFactory, width: int, address: str | None = None) -> None:
         self._ray = import_ray()  # fails here, before any cluster or model, when Ray is missing

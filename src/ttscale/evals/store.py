@@ -210,8 +210,8 @@ class RunStore:
         if self._conn.execute(taken, (run_id, index)).fetchone() is not None:
             raise StoreError(
                 f"problem #{index} of run {run_id} is already recorded: another process is writing to this "
-                "run (two `ttscale eval --resume` of it, or two identical sweeps); let one finish, then "
-                f"`ttscale eval --resume {run_id}` solves whatever is left"
+                "run (two `ttscale eval --resume` of it, or two identical sweeps), or it was solved twice; "
+                f"let one finish, then `ttscale eval --resume {run_id}` solves whatever is left"
             ) from None
 
     def _insert_problem(

@@ -27,7 +27,7 @@ turn of each sample's own conversation, which a self-judge reads from the prefix
 prefilling every solution again), ``self_certainty`` and ``confidence`` (both read the
 policy's own top-20 logprobs, so samples are drawn with logprobs=20). The judge is metered on the solve's
 ledger: its tokens count under its model name and come out of the same budget. Kang et al. 2025 select by
-self-certainty with the argmax (``selection=naive``) or a Borda vote over its ranks (not implemented here);
+self-certainty with the argmax (``selection=naive``) or a Borda vote over its ranks (``selection=borda``);
 the weighted default sums its scores, which lie close together, so with ``self_certainty`` it behaves
 almost like a majority vote.
 
