@@ -37,6 +37,38 @@ class ChatTemplate:
 
     def render(self, prompt: Prompt) -> str:
         """The full prompt text: rendered conversation, opened assistant turn, assistant prefix."""
-        messages = [{"role": m.role, "content": m.content} for m in prompt.messages]
-        text = self._template.render(messages=messages, add_generation_prompt=True, **self._extra)
-        return text + prompt.assistant_prefix
+        return "".join(text for text, _ in self.render_parts(prompt))
+
+    def render_parts(self, prompt: Prompt) -> list[tuple[str, bool]]:
+        """:meth:`render` as pieces, each marked True when it is the template's own markup and False when it
+        is text from the conversation (a message's content or the assistant prefix), so that markup can be
+        tokenised as chat control tokens and conversation text never is."""
+        marks = [f"\x00ttscale-part-{i}\x00" for i in range(len(prompt.messages))]
+        text = self._render([m.role for m in prompt.messages], marks)
+        parts: list[tuple[str, bool]] = []
+        for mark, message in zip(marks, prompt.messages, strict=True):
+            head, found, text = text.partition(mark)
+            if not found:  # a template that does not copy a message's content verbatim: no split
+                return [(self._render([m.role for m in prompt.messages], [m.content for m in prompt.messages]), True),
+                        (prompt.assistant_prefix, False)]  # fmt: skip
+            parts += [(head, True), (message.content, False)]
+        parts += [(text, True), (prompt.assistant_prefix, False)]
+        return [(t, markup) for t, markup in parts if t]
+
+    def _render(self, roles: list[str], contents: list[str]) -> str:
+        import jinja2
+
+        messages = [{"role": r, "content": c} for r, c in zip(roles, contents, strict=True)]
+        try:
+            return self._template.render(messages=messages, add_generation_prompt=True, **self._extra)
+        except jinja2.TemplateError:
+            if not messages or messages[0]["role"] != "system":
+                raise
+        # a template without a system role (Gemma's raises "System role not supported"): the system text
+        # goes at the top of the first user message, as those models' own chat code does
+        system, rest = messages[0], messages[1:]
+        if rest and rest[0]["role"] == "user":
+            rest[0] = {"role": "user", "content": system["content"] + "\n\n" + rest[0]["content"]}
+        else:
+            rest.insert(0, {"role": "user", "content": system["content"]})
+        return self._template.render(messages=rest, add_generation_prompt=True, **self._extra)

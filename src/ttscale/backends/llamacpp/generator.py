@@ -55,9 +55,10 @@ class LlamaCppGenerator:
         )
         bos = self.native.meta("tokenizer.ggml.bos_token_id")
         eos = self.native.meta("tokenizer.ggml.eos_token_id")
+        self._bos_text = self.native.token_text(int(bos)) if bos else ""
         self.template = ChatTemplate(
             self.facts.chat_template,
-            bos_token=self.native.token_text(int(bos)) if bos else "",
+            bos_token=self._bos_text,
             eos_token=self.native.token_text(int(eos)) if eos else "",
         )
         self.engine = Engine(
@@ -104,11 +105,26 @@ class LlamaCppGenerator:
             if hit is not None:
                 self._cache.move_to_end(prompt)
                 return hit
-        ids = self.native.tokenize(self.template.render(prompt))
+        ids = self._tokenize(prompt)
         with self._cache_lock:
             self._cache[prompt] = ids
             if len(self._cache) > _RENDER_CACHE:
                 self._cache.popitem(last=False)
+        return ids
+
+    def _tokenize(self, prompt: Prompt) -> list[int]:
+        """The rendered prompt's ids: the template's markup becomes chat control tokens, the conversation's
+        own text never does (a question holding "<|im_end|>" must not close its turn)."""
+        parts = self.template.render_parts(prompt)
+        text = "".join(t for t, _ in parts)
+        # a template that writes the BOS itself, on a vocabulary that adds one: not twice
+        bos = self.native.add_bos and not (self._bos_text and text.startswith(self._bos_text))
+        plain = [t for t, markup in parts if not markup]
+        if all(self.encode(t) == self.native.tokenize(t, add_bos=False) for t in plain):
+            return self.native.tokenize(text, add_bos=bos)  # no control text in the conversation
+        ids: list[int] = []
+        for i, (piece, markup) in enumerate(parts):
+            ids += self.native.tokenize(piece, add_bos=bos and i == 0, parse_special=markup)
         return ids
 
     def encode(self, text: str) -> list[int]:
