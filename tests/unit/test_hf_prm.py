@@ -145,6 +145,12 @@ def test_forward_passes_are_metered_under_the_prm_and_refused_over_budget(shephe
     tight = MeteredHFPRM(prm, Ledger(Budget(tokens=lengths[0] - 1)))
     with pytest.raises(BudgetExhausted, match=str(shepherd_dir)):
         tight.score_steps(problem, [STEPS])
+    # more candidates than one batch holds, and a budget for the first batch only: nothing is spent
+    prm.batch_size = 1
+    short = Ledger(Budget(tokens=sum(lengths) - 1))
+    with pytest.raises(BudgetExhausted, match="in 2 candidates"):
+        MeteredHFPRM(prm, short).score_steps(problem, [STEPS, STEPS[:2]])
+    assert short.usage().total.total_tokens == 0  # before: the first batch was paid for and thrown away
 
 
 def test_non_finite_scores_name_the_model_and_step(two_class_dir: Path) -> None:

@@ -313,6 +313,11 @@ def test_local_path_source_installs_a_verified_copy(root: Path, tmp_path: Path) 
     path = store.pull("fake-model", progress=True)
     assert path.read_bytes() == WHOLE and path != src
     assert leftovers(root) == []
+    # a copy, not a link: editing the user's file in place later leaves the verified store copy alone
+    assert not path.samefile(src)
+    with src.open("r+b") as f:
+        f.write(b"\xff" * 4)
+    store.verify("fake-model")
 
 
 def test_local_path_with_wrong_bytes_is_refused(root: Path, tmp_path: Path) -> None:

@@ -190,11 +190,14 @@ def fetch_local(source: LocalPath, entry: CatalogEntry, out: Path, ctx: FetchCon
     path = source.path.expanduser()
     if not path.is_file():
         raise ModelStoreError(f"{path} does not exist or is not a file")
-    adopt_file(path, entry, out, ctx, source.describe())
+    # a user's own file may be edited in place later: copy it, so the verified store copy stays verified
+    adopt_file(path, entry, out, ctx, source.describe(), link=False)
 
 
-def adopt_file(src: Path, entry: CatalogEntry, out: Path, ctx: FetchContext, where: str) -> None:
-    """Put ``src``'s bytes at ``out`` (a hard link when possible, else a copy) and verify them.
+def adopt_file(
+    src: Path, entry: CatalogEntry, out: Path, ctx: FetchContext, where: str, *, link: bool = True
+) -> None:
+    """Put ``src``'s bytes at ``out`` (a hard link when ``link`` and possible, else a copy) and verify them.
 
     A hard link costs no disk space, which matters for gigabyte files already in the Hugging Face cache;
     the cache never rewrites a blob in place, so sharing the inode is safe. Across filesystems, copy.
@@ -208,6 +211,8 @@ def adopt_file(src: Path, entry: CatalogEntry, out: Path, ctx: FetchContext, whe
     digest = hashlib.sha256()
     out.unlink(missing_ok=True)
     try:
+        if not link:
+            raise OSError("copy requested")
         os.link(src, out)
     except OSError:
         with (

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..backends.base import ModelInfo
-from ..errors import CapabilityError, ConfigError, GenerationError
+from ..errors import BudgetExhausted, CapabilityError, ConfigError, GenerationError
 from ..types import Problem
 
 if TYPE_CHECKING:
@@ -202,6 +202,8 @@ class HFProcessRewardModel:
     ) -> list[list[float]]:
         """One score per step of every candidate (each a non-empty list of steps), batched."""
         encoded = [self.encode(question, list(c)) for c in candidates]
+        if ledger is not None:  # all batches or none: a later batch refused would waste the earlier ones
+            self._check_affordable(ledger, [len(e.ids) for e in encoded])
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))  # little padding per batch
         out: list[list[float]] = [[] for _ in encoded]
         for start in range(0, len(order), self.batch_size):
@@ -211,6 +213,17 @@ class HFProcessRewardModel:
             for i, s in zip(chunk, scores, strict=True):
                 out[i] = s
         return out
+
+    def _check_affordable(self, ledger: Ledger, lengths: Sequence[int]) -> None:
+        from ..compute import span_flops
+
+        tokens, flops = sum(lengths), math.fsum(span_flops(self.info, 0, n) for n in lengths)
+        tok_left, fl_left = ledger.remaining()
+        if tokens > tok_left or flops > fl_left:
+            raise BudgetExhausted(
+                f"budget exhausted: {tok_left:.0f} tokens / {fl_left:.3g} FLOPs left cannot pay for "
+                f"{self.info.name!r} to read {tokens} tokens ({flops:.3g} FLOPs) in {len(lengths)} candidates"
+            )
 
     def _forward(self, batch: list[_Encoded], ledger: Ledger | None) -> list[list[float]]:
         torch, _ = _transformers()
