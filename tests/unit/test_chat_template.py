@@ -32,3 +32,9 @@ def test_a_template_without_a_system_role_gets_it_in_the_first_user_message() ->
     assert text == "<bos><start_of_turn>user\nBe brief.\n\nWhat is 2+3?<end_of_turn>\n<start_of_turn>model\n"
     parts = template.render_parts(Prompt.user("Q", system="S"))
     assert [t for t, markup in parts if not markup] == ["S", "Q"]
+
+
+def test_render_is_the_templates_own_output_even_when_it_edits_the_content() -> None:
+    trimming = CHATML.replace("message['content']", "message['content'] | trim")
+    prompt = Prompt.user("  What is 2+3?  ")
+    assert "<|im_start|>user\nWhat is 2+3?<|im_end|>" in ChatTemplate(trimming).render(prompt)

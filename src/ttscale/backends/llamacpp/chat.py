@@ -37,12 +37,14 @@ class ChatTemplate:
 
     def render(self, prompt: Prompt) -> str:
         """The full prompt text: rendered conversation, opened assistant turn, assistant prefix."""
-        return "".join(text for text, _ in self.render_parts(prompt))
+        text = self._render([m.role for m in prompt.messages], [m.content for m in prompt.messages])
+        return text + prompt.assistant_prefix
 
     def render_parts(self, prompt: Prompt) -> list[tuple[str, bool]]:
         """:meth:`render` as pieces, each marked True when it is the template's own markup and False when it
         is text from the conversation (a message's content or the assistant prefix), so that markup can be
-        tokenised as chat control tokens and conversation text never is."""
+        tokenised as chat control tokens and conversation text never is. The contents go in as given: a
+        template that edits them (``| trim``) joins to slightly other text than :meth:`render`."""
         marks = [f"\x00ttscale-part-{i}\x00" for i in range(len(prompt.messages))]
         text = self._render([m.role for m in prompt.messages], marks)
         parts: list[tuple[str, bool]] = []

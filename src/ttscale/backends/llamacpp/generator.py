@@ -116,7 +116,7 @@ class LlamaCppGenerator:
         """The rendered prompt's ids: the template's markup becomes chat control tokens, the conversation's
         own text never does (a question holding "<|im_end|>" must not close its turn)."""
         parts = self.template.render_parts(prompt)
-        text = "".join(t for t, _ in parts)
+        text = self.template.render(prompt)
         # a template that writes the BOS itself, on a vocabulary that adds one: not twice
         bos = self.native.add_bos and not (self._bos_text and text.startswith(self._bos_text))
         plain = [t for t, markup in parts if not markup]
