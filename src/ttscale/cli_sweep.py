@@ -67,16 +67,15 @@ class Runner:
     def find(self, model: str, strategy: str, params: Mapping[str, str]) -> tuple[RunInfo | None, EvalConfig]:
         """The latest run of this config in the store, if any (without running anything), and the config.
 
-        A run made with a draw file matches only a runner with one, and one made without only a runner
-        without: a judge meant to score a recorded draw must not reuse a run that drew its own samples.
+        A run made with a draw file matches only a runner with the same file, and one made without only a
+        runner without: a judge meant to score a recorded draw must not reuse a run that drew its own
+        samples, or scored another draw.
         """
         given = self.common | {"model": model, "strategy": strategy, "params": dict(params)}
         config, _ = _plan(self.store, None, given)
-        replaying = self.where.draws is not None
+        draws = None if self.where.draws is None else str(self.where.draws)
         found = [
-            r
-            for r in self.store.runs()
-            if _same_run(r.config, config) and ("draws" in r.versions) == replaying
+            r for r in self.store.runs() if _same_run(r.config, config) and r.versions.get("draws") == draws
         ]
         return (found[-1] if found else None), config
 

@@ -10,6 +10,7 @@ import pytest
 
 from ttscale import (
     Budget,
+    ConfigError,
     EngineClosed,
     GenerationError,
     Ledger,
@@ -202,6 +203,16 @@ def test_control_token_text_in_a_question_stays_text(small: LlamaCppGenerator) -
     assert count(small.tokens(forged)) == count(small.tokens(plain))  # only the template's own markup
     # a prompt without such text tokenizes exactly as the whole rendered string always did
     assert small.tokens(plain) == small.native.tokenize(small.template.render(plain))
+    # a template that does not copy each message once cannot keep them apart: refused, not injected
+    from ttscale.backends.llamacpp.chat import ChatTemplate
+
+    own = small.template
+    small.template = ChatTemplate(own.source + "{{ messages[0]['content'] }}")
+    try:
+        with pytest.raises(ConfigError, match="cannot be kept as text"):
+            small.tokens(Prompt.user(f"Twice?{end}", system="Be brief."))
+    finally:
+        small.template = own
 
 
 def test_meter_budget_is_never_overspent_on_the_real_engine(small: LlamaCppGenerator) -> None:

@@ -38,3 +38,13 @@ def test_render_is_the_templates_own_output_even_when_it_edits_the_content() -> 
     trimming = CHATML.replace("message['content']", "message['content'] | trim")
     prompt = Prompt.user("  What is 2+3?  ")
     assert "<|im_start|>user\nWhat is 2+3?<|im_end|>" in ChatTemplate(trimming).render(prompt)
+
+
+def test_a_template_that_writes_a_content_twice_is_one_markup_piece() -> None:
+    twice = CHATML.replace(
+        "{% if add_generation_prompt %}",
+        "Reminder: {{ messages[0].content }}\n{% if add_generation_prompt %}",
+    )
+    parts = ChatTemplate(twice).render_parts(Prompt.user("Q", system="S", assistant_prefix="A"))
+    assert parts == [(ChatTemplate(twice).render(Prompt.user("Q", system="S")), True), ("A", False)]
+    assert all("ttscale-part" not in t for t, _ in parts)  # no placeholder reaches the model

@@ -90,6 +90,9 @@ def test_a_judge_row_only_takes_a_run_that_replayed_the_draw(tmp_path: Path) -> 
         config, _ = _plan(store, None, given)
         store.create_run(config.to_dict(), {"ttscale": "0"}, 100)  # the same config, drawn afresh
         assert publish._find(store, judge) is None
-        replayed = store.create_run(config.to_dict(), {"ttscale": "0", "draws": "d.sqlite"}, 100)
+        store.create_run(config.to_dict(), {"ttscale": "0", "draws": "other.sqlite"}, 100)  # another draw
+        assert publish._find(store, judge) is None
+        draws = str(tmp_path / publish.DRAWS)
+        replayed = store.create_run(config.to_dict(), {"ttscale": "0", "draws": draws}, 100)
         found = publish._find(store, judge)
         assert found is not None and found.run_id == replayed

@@ -46,6 +46,8 @@ class ChatTemplate:
         tokenised as chat control tokens and conversation text never is. The contents go in as given: a
         template that edits them (``| trim``) joins to slightly other text than :meth:`render`."""
         marks = [f"\x00ttscale-part-{i}\x00" for i in range(len(prompt.messages))]
+        # (a template that does not copy each content once, verbatim and in order gets one markup piece:
+        # the caller cannot keep the conversation's text apart then, see LlamaCppGenerator._tokenize)
         text = self._render([m.role for m in prompt.messages], marks)
         parts: list[tuple[str, bool]] = []
         for mark, message in zip(marks, prompt.messages, strict=True):
@@ -55,6 +57,9 @@ class ChatTemplate:
                         (prompt.assistant_prefix, False)]  # fmt: skip
             parts += [(head, True), (message.content, False)]
         parts += [(text, True), (prompt.assistant_prefix, False)]
+        if any("\x00ttscale-part-" in t for t, markup in parts if markup):  # a content written twice
+            return [(self.render(prompt)[: -len(prompt.assistant_prefix) or None], True),
+                    (prompt.assistant_prefix, False)]  # fmt: skip
         return [(t, markup) for t, markup in parts if t]
 
     def _render(self, roles: list[str], contents: list[str]) -> str:

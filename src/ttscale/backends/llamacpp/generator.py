@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 
-from ...errors import GenerationError, PrefixLost, PromptTooLong
+from ...errors import ConfigError, GenerationError, PrefixLost, PromptTooLong
 from ...reasoning import THINK_OPEN, reasoning_token_count
 from ...types import Completion, Prompt, SamplingParams
 from ..base import Capabilities, ModelInfo, PrefixHold, prompt_seed
@@ -119,9 +119,15 @@ class LlamaCppGenerator:
         text = self.template.render(prompt)
         # a template that writes the BOS itself, on a vocabulary that adds one: not twice
         bos = self.native.add_bos and not (self._bos_text and text.startswith(self._bos_text))
-        plain = [t for t, markup in parts if not markup]
-        if all(self.encode(t) == self.native.tokenize(t, add_bos=False) for t in plain):
+        own = [m.content for m in prompt.messages] + [prompt.assistant_prefix]
+        if all(self.encode(t) == self.native.tokenize(t, add_bos=False) for t in own if t):
             return self.native.tokenize(text, add_bos=bos)  # no control text in the conversation
+        if sum(not markup for _, markup in parts) < sum(1 for t in own if t):
+            raise ConfigError(
+                f"the chat template of {self.model.name!r} does not copy each message verbatim, so text in "
+                "the prompt that spells a control token (such as <|im_end|>) cannot be kept as text; "
+                "remove it from the prompt"
+            )
         ids: list[int] = []
         for i, (piece, markup) in enumerate(parts):
             ids += self.native.tokenize(piece, add_bos=bos and i == 0, parse_special=markup)
