@@ -43,6 +43,11 @@ from .errors import BudgetExhausted, ConfigError, PrefixLost
 from .types import Completion, ModelUsage, Prompt, SamplingParams, Usage
 
 
+def forward_cost(model: ModelInfo, lengths: Sequence[int]) -> tuple[int, float]:
+    """(tokens, FLOPs) of one forward pass of ``model`` over whole sequences of ``lengths`` tokens."""
+    return int(sum(lengths)), math.fsum(span_flops(model, 0, n) for n in lengths)
+
+
 def span_flops(model: ModelInfo, start: int, count: int) -> float:
     """FLOPs to run ``count`` tokens at positions ``start .. start+count-1`` through ``model``."""
     if count <= 0:
@@ -131,8 +136,7 @@ class Ledger:
         :class:`BudgetExhausted` before any compute) and recorded under the model's own name after it:
         every token as a computed prompt token, FLOPs by :func:`span_flops` from position 0.
         """
-        tokens = int(sum(lengths))
-        flops = math.fsum(span_flops(model, 0, n) for n in lengths)
+        tokens, flops = forward_cost(model, lengths)
         with self._lock:
             tok_left, fl_left = self._remaining_locked()
             if tokens > tok_left or flops > fl_left:

@@ -215,9 +215,9 @@ class HFProcessRewardModel:
         return out
 
     def _check_affordable(self, ledger: Ledger, lengths: Sequence[int]) -> None:
-        from ..compute import span_flops
+        from ..compute import forward_cost
 
-        tokens, flops = sum(lengths), math.fsum(span_flops(self.info, 0, n) for n in lengths)
+        tokens, flops = forward_cost(self.info, lengths)  # what Ledger.forward_pass reserves, all batches
         tok_left, fl_left = ledger.remaining()
         if tokens > tok_left or flops > fl_left:
             raise BudgetExhausted(
