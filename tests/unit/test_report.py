@@ -115,3 +115,19 @@ def test_report_of_chosen_runs_and_bad_requests(tmp_path: Path) -> None:
         build_report(store, None, tmp_path / "r.html")
     missing = runner.invoke(cli.app, ["report", "--store", str(tmp_path / "nope.sqlite")])
     assert missing.exit_code == 2 and "no run store" in missing.output
+
+
+def test_a_dozen_series_are_drawn_each_in_its_own_style(monkeypatch: pytest.MonkeyPatch) -> None:
+    # matplotlib's colour cycle repeats after ten; a published plot shows more strategies than that
+    from ttscale.evals import report
+    from ttscale.evals.analysis import CurvePoint, Series
+
+    figures: list[object] = []
+    monkeypatch.setattr(report, "_png", lambda fig: figures.append(fig) or "")
+    point = CurvePoint("x", 1, 10, 0.5, (0.4, 0.6), 100.0, 1e11, {})
+    series = [Series("m", f"s{i}", f"strategy {i}", (point,), ("run",)) for i in range(12)]
+    report.plot_scaling(series)
+    handles, labels = figures[0].axes[0].get_legend_handles_labels()  # type: ignore[attr-defined]
+    styles = {(h[0].get_color(), h[0].get_marker()) for h in handles}
+    assert labels == [s.label for s in series]
+    assert len(styles) == 12

@@ -79,18 +79,36 @@ def _png(fig: Any) -> str:
 
 # -- figures -------------------------------------------------------------------------------------------
 
+_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf")  # fmt: skip
+"""matplotlib's default cycle (tab10), named here because the styles below extend it."""
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+_HATCHES = ("", "//", "..", "xx", "\\\\", "++", "--")
+
+
+def series_style(i: int) -> tuple[str, str, str]:
+    """Colour, marker and bar hatch of the i-th series: unique for the first 70 series.
+
+    The default colour cycle repeats after ten, and a published plot has more series than that (every
+    strategy on one benchmark), so two of them would be drawn alike; past ten the marker (or the bar's
+    hatch) changes too.
+    """
+    shape = (i // len(_COLORS)) % len(_MARKERS)
+    return _COLORS[i % len(_COLORS)], _MARKERS[shape], _HATCHES[shape]
+
 
 def plot_scaling(series: Sequence[Series]) -> str:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.8))
-    for s in series:
+    for i, s in enumerate(series):
+        color, marker, _ = series_style(i)
         xs = [p.flops_per_problem for p in s.points]
         ys = [p.accuracy for p in s.points]
         err = [
             [p.accuracy - p.accuracy_ci[0] for p in s.points],
             [p.accuracy_ci[1] - p.accuracy for p in s.points],
         ]
-        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=s.label)
+        ax.errorbar(xs, ys, yerr=err, color=color, marker=marker, capsize=3, label=s.label)
         for p in s.points if len(s.points) > 1 else ():  # a lone point's budget labels nothing
             ax.annotate(str(p.budget), (p.flops_per_problem, p.accuracy), textcoords="offset points",
                         xytext=(4, 4), fontsize=7)  # fmt: skip
@@ -99,7 +117,7 @@ def plot_scaling(series: Sequence[Series]) -> str:
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: points are not hidden
     ax.set_title("Accuracy against compute (labels: budget)")
     return _png(fig)
 
@@ -116,12 +134,15 @@ def plot_bins(series: Sequence[Series], bins: Bins) -> str:
         acc = accuracy_by_bin(top, bins.bins)
         have = [b for b in range(1, n_bins + 1) if acc.get(b, (0.0, 0))[1] > 0]  # no problems: no bar, not 0
         xs = [b + (i - (len(series) - 1) / 2) * width for b in have]
-        ax.bar(xs, [acc[b][0] for b in have], width, label=f"{s.label} [{top.budget}]")
+        color, _, hatch = series_style(i)
+        ax.bar(
+            xs, [acc[b][0] for b in have], width, color=color, hatch=hatch, label=f"{s.label} [{top.budget}]"
+        )
     ax.set_xticks(range(1, n_bins + 1))
     ax.set_xlabel(f"difficulty bin (1 = easiest, by {bins.model}'s pass@1 in run {bins.run_id})")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title("Accuracy per difficulty bin (each series at its largest budget)")
     return _png(fig)
 
