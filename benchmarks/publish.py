@@ -117,8 +117,9 @@ def _plan_for(dataset: str) -> list[Entry]:
             )
             # self-certainty selects as Kang et al. 2025 do: the single most certain sample, and their Borda
             # vote, which replays the same draw (summing its scores per answer would be close to a plain
-            # majority vote); the judges use best_of_n's default, Snell et al.'s weighted vote. The follow-up judge reads each solution from the prefix cache the
-            # draw left: a replayed draw leaves none, so that row draws its own samples
+            # majority vote); the judges use best_of_n's default, Snell et al.'s weighted vote. The
+            # follow-up judge reads each solution from the prefix cache the draw left: a replayed draw
+            # leaves none, so that row draws its own samples
             for key, params, draws in (
                 ("certainty", {"scorer": "self_certainty", "selection": "naive"}, True),
                 ("certainty_borda", {"scorer": "self_certainty", "selection": "borda"}, True),
