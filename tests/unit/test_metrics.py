@@ -162,6 +162,15 @@ def test_summarize_by_hand() -> None:
     assert m.maj_at_k == {1: pytest.approx(1 / 3), 2: pytest.approx(1 / 3)}
 
 
+def test_summarize_weighted_at_k_differs_from_maj_at_k_where_the_weights_decide() -> None:
+    # a wrong answer drawn twice at weight 0.1, a correct one once at weight 1.0
+    s = (sample(0, 0, False, weight=0.1), sample(1, 1, True, weight=1.0), sample(2, 0, False, weight=0.1))
+    m = summarize([problem("p", False, s)])
+    assert m.maj_at_k == {1: 0.0, 2: 0.0, 3: 0.0}  # k=2: a 1-1 tie goes to the first class seen
+    assert m.weighted_at_k == {1: 0.0, 2: 1.0, 3: 1.0}  # 1.0 against 0.1, then against 0.2
+    assert m.to_dict()["weighted_at_k"] == {"1": 0.0, "2": 1.0, "3": 1.0}
+
+
 def test_summarize_nothing() -> None:
     m = summarize([])
     assert (m.n_problems, m.accuracy, m.accuracy_ci, m.pass_at_k) == (0, 0.0, (0.0, 1.0), {})
