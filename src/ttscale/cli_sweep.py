@@ -97,7 +97,8 @@ def curve(runner: Runner, model: str, strategy: str, params: Mapping[str, str], 
     if strategy in SUBSAMPLE_RULES and knob == "n":
         info, config = runner.run(model, strategy, {**params, "n": str(max(ns))})
         problems = runner.store.problems(info.run_id)
-        return sample_curve(problems, strategy, config.params, ns), [info]
+        budgeted_n = max(ns) if config.budget is not None else None
+        return sample_curve(problems, strategy, config.params, ns, budgeted_n=budgeted_n), [info]
     points, infos = [], []
     for value in ns:
         info, _ = runner.run(model, strategy, {**params, knob: str(value)})

@@ -184,6 +184,24 @@ def test_sample_curve_refuses_what_it_cannot_derive() -> None:
     assert [p.flops_per_problem for p in points] == sorted(p.flops_per_problem for p in points)
 
 
+def test_a_budgeted_sampling_run_gives_every_n_up_to_the_one_it_asked_for() -> None:
+    # n=4 under a token budget: p1's budget ran out after 2 samples, p2's after 4
+    short = prob("p1", [s(0, 1, False, 10), s(1, 0, True, 30)])
+    base = {
+        "dataset": "gsm8k",
+        "limit": 2,
+        "model": "m",
+        "strategy": "self_consistency",
+        "params": {"n": "4"},
+    }
+    (unbudgeted,) = series_of_runs([("r1", base, [short, P2])])
+    assert [p.budget for p in unbudgeted.points] == [1, 2]  # no budget: k stops at the fewest samples
+    (budgeted,) = series_of_runs([("r1", base | {"budget_tokens": 100}, [short, P2])])
+    assert [p.budget for p in budgeted.points] == [1, 2, 4]
+    assert budgeted.points[2].correct == {"p1": False, "p2": True}  # p1 votes with its 2 samples (a 1-1 tie)
+    assert [p.budget for p in sample_curve([short, P2], "self_consistency", {}, [4], budgeted_n=4)] == [4]
+
+
 def test_oracle_bins_rank_by_pass_at_1_easiest_first() -> None:
     probs = [prob(f"q{i}", [s(j, 0, j < c) for j in range(4)]) for i, c in enumerate([0, 4, 1, 3, 2, 2])]
     bins = oracle_bins(probs, n_bins=3)

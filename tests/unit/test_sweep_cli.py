@@ -60,6 +60,22 @@ def test_a_non_sampling_sweep_runs_once_per_budget(files: dict[str, Path]) -> No
         assert sorted(r.config["params"]["max_n"] for r in store.runs()) == ["2", "4"]
 
 
+def test_a_sampling_sweep_under_a_budget_derives_every_n_from_what_the_budget_let_it_draw(
+    files: dict[str, Path],
+) -> None:
+    # 40 tokens pay for one sample per problem: a 2- or 4-sample run under the same budget draws that same
+    # sample and no more, so those points are derived too (this used to fail after all the compute)
+    out = run_json(
+        ["sweep", "-s", "self_consistency", "--n", "1,2,4", "--budget-tokens", "40", *common(files)]
+    )
+    points = out["points"]
+    assert isinstance(points, list) and [p["budget"] for p in points] == [1, 2, 4]
+    with RunStore.open(files["store"], write=False) as store:
+        (run,) = store.runs()
+        assert {len(p.samples) for p in store.problems(run.run_id)} == {1}
+    assert len({(p["accuracy"], p["flops_per_problem"]) for p in points}) == 1
+
+
 def test_compare_matches_flops_and_reports_every_bin(files: dict[str, Path]) -> None:
     out = run_json(["compare", "--small", "tiny", "--large", "big", "--n", "1,2,4", *common(files)])
     greedy, matched = out["large_greedy"], out["small_matched"]

@@ -6,8 +6,10 @@ the strategy's own selection rule over those k (Hugging Face search-and-learn de
 way). Rules (:data:`SUBSAMPLE_RULES`): ``self_consistency`` votes by majority (or by its weights with
 ``weighting=length_normalized``); ``best_of_n`` takes the best-scored sample (``selection=naive``), the
 score-weighted vote (``selection=weighted``) or the Borda vote over the first k's ranks
-(``selection=borda``). Adaptive and search strategies change what they do with the
-budget, so their curves come from one run per budget.
+(``selection=borda``). Under a per-problem budget, a problem whose budget ran out before k samples takes
+part at k with the samples it drew, as a k-sample run with that budget would (:func:`derivable_k`).
+Adaptive and search strategies change what they do with the budget, so their curves come from one run
+per budget.
 
 Cost at k. A problem's policy tokens at k are its computed prompt tokens (shared by every sample) plus
 the first k samples' tokens; its policy FLOPs at k are its policy FLOPs times (tokens at k / tokens at n).
@@ -175,21 +177,45 @@ def _scoring_spent(p: ProblemRecord) -> ModelUsage:
     return ModelUsage()
 
 
+def derivable_k(problems: Sequence[ProblemRecord], budgeted_n: int | None = None) -> int:
+    """The largest k a sampling run's points can be derived at.
+
+    Without a budget that is the fewest samples a problem has. Under a per-problem budget, give the
+    run's n as ``budgeted_n``: a problem whose budget ran out after m samples is what a k-sample run with
+    the same budget and seed would have drawn for any k above m (the same first m samples, then no budget
+    left), so it takes part at every k with its m samples, and every k up to n can be derived.
+    """
+    if budgeted_n is not None:
+        return budgeted_n
+    return min((len(p.samples) for p in problems if p.samples), default=0)
+
+
 def sample_curve(
-    problems: Sequence[ProblemRecord], strategy: str, params: Mapping[str, Any], ks: Sequence[int]
+    problems: Sequence[ProblemRecord],
+    strategy: str,
+    params: Mapping[str, Any],
+    ks: Sequence[int],
+    *,
+    budgeted_n: int | None = None,
 ) -> list[CurvePoint]:
-    """Points at each k (no larger than the fewest samples a problem has) from one sampling run."""
+    """Points at each k (up to :func:`derivable_k`) from one sampling run (``budgeted_n``: its n, if it
+    ran under a per-problem budget)."""
     rule = subsample_rule(strategy, params)
     if rule is None:
         raise ConfigError(
             f"{strategy} runs cannot be subsampled (only {', '.join(SUBSAMPLE_RULES)}); "
             "run it once per budget instead"
         )
-    have = min((len(p.samples) for p in problems if p.samples), default=0)
+    have = derivable_k(problems, budgeted_n)
     too_big = [k for k in ks if k > have]
     if too_big:
         raise ConfigError(f"the run has {have} samples per problem; cannot derive k = {too_big}")
     return [subsampled_point(problems, k, rule, f"{strategy} n={k}") for k in ks]
+
+
+def has_budget(config: Mapping[str, Any]) -> bool:
+    """Whether a run's config set a per-problem budget (tokens or FLOPs)."""
+    return config.get("budget_tokens") is not None or config.get("budget_flops") is not None
 
 
 # -- difficulty -------------------------------------------------------------------------------------------
@@ -326,8 +352,8 @@ def series_of_runs(runs: Sequence[tuple[str, Mapping[str, Any], Sequence[Problem
         ids.setdefault(key, []).append(run_id)
         rule = subsample_rule(strategy, params)
         if rule is not None:
-            have = min((len(p.samples) for p in problems if p.samples), default=0)
-            for k in _powers_up_to(have):
+            nominal = _knob_value(strategy, "n", params) if has_budget(config) else None
+            for k in _powers_up_to(derivable_k(problems, nominal)):
                 points[k] = subsampled_point(problems, k, rule, f"{strategy} {knob}={k}")
         else:
             budget = _knob_value(strategy, knob, params) if knob else 0
