@@ -195,6 +195,23 @@ def test_versions_name_the_model_checksum_and_machine() -> None:
     assert check_versions({"python": "3.11.1"}, {"python": "3.11.7"}) == ["python was 3.11.1, now 3.11.7"]
 
 
+def test_a_model_opened_from_a_file_is_recorded_by_that_file_s_checksum(tmp_path: Path) -> None:
+    import hashlib
+
+    from ttscale.compute import Ledger
+
+    weights = tmp_path / "mine.gguf"
+    weights.write_bytes(b"GGUF weights, version one")
+    gen = ScriptedGenerator(["x"], model=ScriptedModel(name="mine"))
+    gen.path = weights  # type: ignore[attr-defined]  # as LlamaCppGenerator keeps the file it opened
+    wrapped = Ledger(None).meter(gen)  # found through wrappers too
+    first = versions(wrapped)["model_sha256"]
+    assert first == hashlib.sha256(b"GGUF weights, version one").hexdigest()
+    weights.write_bytes(b"GGUF weights, version two")  # the user swapped the file between sessions
+    with pytest.raises(ConfigError, match="model sha256"):
+        check_versions({"model_sha256": first}, versions(wrapped))
+
+
 def test_sample_records_keep_weights_scores_and_groups() -> None:
     example = examples(1, offset=4)[0]  # gold 5
     trace = (

@@ -22,6 +22,7 @@ import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Generator
@@ -146,6 +147,11 @@ def versions(generator: Generator) -> dict[str, Any]:
 
         entry = CATALOG.get(generator.model.name)
         sha = entry.sha256 if entry is not None else ""
+    weights = None if sha else _weights_file(generator)
+    if weights is not None:  # a model opened from a path: hashed here so a resume notices a changed file
+        from ..models.sources import sha256_file
+
+        sha = sha256_file(weights)  # ~1 s per GB, once per run session
     return {
         "ttscale": dist("ttscale"),
         "llama_cpp_python": dist("llama-cpp-python"),
@@ -156,6 +162,17 @@ def versions(generator: Generator) -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
     }
+
+
+def _weights_file(generator: Generator) -> Path | None:
+    """The weights file behind a generator (through its wrappers), if it is a local file."""
+    seen: Any = generator
+    while seen is not None:
+        path = getattr(seen, "path", None)
+        if isinstance(path, Path) and path.is_file():
+            return path
+        seen = getattr(seen, "inner", None)
+    return None
 
 
 def check_versions(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
