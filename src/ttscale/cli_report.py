@@ -20,6 +20,12 @@ def report_command(
         bool,
         typer.Option("--traces/--no-traces", help="Write a trace page per problem, linked from the report."),
     ] = True,
+    bins: Annotated[
+        str,
+        typer.Option(
+            help="Difficulty bins: oracle (pass@1 over a run's samples) or predicted (no answer key)."
+        ),
+    ] = "oracle",
 ) -> None:
     """Plots and tables of stored runs: accuracy against FLOPs, difficulty bins, FLOPs-matched comparison."""
     from .cli import _errors, _stderr  # cli mounts this module: import it only when the command runs
@@ -29,5 +35,5 @@ def report_command(
     with _errors():
         chosen = [r.strip() for r in runs.split(",") if r.strip()] if runs else None
         with RunStore.open(store, write=False) as opened:
-            build_report(opened, chosen, output, traces=traces)
+            build_report(opened, chosen, output, traces=traces, bins=bins)
         _stderr().print(f"wrote {output}")

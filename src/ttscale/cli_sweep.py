@@ -214,10 +214,13 @@ def compare_command(
             greedy = run_point(runs.problems(greedy_info.run_id), f"{large} cot", 0)
             points, infos = curve(runner, small, strategy, parse_params(param or []), ns, None)
             sampled = runs.problems(infos[-1].run_id)
-        by_bin = oracle_bins(sampled) if bins == "oracle" else predicted_bins(sampled)
+        if bins == "oracle":
+            by_bin, ranked = oracle_bins(sampled), f"{small}'s pass@1 over its samples"
+        else:
+            by_bin, ranked = predicted_bins(sampled)
         matched = flops_matched(points, greedy.flops_per_problem)
         summary = compare_summary(greedy, points, matched, by_bin)
-        summary |= {"small": small, "large": large, "dataset": dataset, "bins": bins,
+        summary |= {"small": small, "large": large, "dataset": dataset, "bins": bins, "bins_by": ranked,
                     "run_ids": [greedy_info.run_id, *(i.run_id for i in infos)]}  # fmt: skip
         if json_output:
             typer.echo(json.dumps(summary))
@@ -260,7 +263,7 @@ def _print_compare(s: Mapping[str, Any]) -> None:
     else:
         out.print(s["note"])
     table = Table("bin", "problems", "large greedy", "small matched", "small largest budget",
-                  title=f"accuracy per difficulty bin ({s['bins']}; 1 = easiest)")  # fmt: skip
+                  title=f"accuracy per difficulty bin ({s['bins']}: {s['bins_by']}; 1 = easiest)")  # fmt: skip
     for r in s["per_bin"]:
         matched = "-" if r["small_matched"] is None else f"{r['small_matched']:.3f}"
         table.add_row(

@@ -123,9 +123,10 @@ class Ledger:
         fl = math.inf if self.budget.flops is None else self.budget.flops - total.flops
         return tok - self._reserved_tokens, fl - self._reserved_flops
 
-    def meter(self, generator: Generator) -> Meter:
-        """Wrap ``generator`` so that its calls are counted here and limited by this budget."""
-        return Meter(generator, self)
+    def meter(self, generator: Generator, *, sampled_logprobs: bool = False) -> Meter:
+        """Wrap ``generator`` so that its calls are counted here and limited by this budget (see
+        :class:`Meter` for ``sampled_logprobs``)."""
+        return Meter(generator, self, sampled_logprobs=sampled_logprobs)
 
     @contextmanager
     def forward_pass(self, model: ModelInfo, lengths: Sequence[int]) -> Iterator[None]:
@@ -221,11 +222,18 @@ class Meter(Wrapper):
     """A :class:`Generator` that counts what the wrapped generator spends and enforces the budget.
 
     It is the only place usage is counted. Strategies receive a meter and may ask it what is left.
+
+    With ``sampled_logprobs`` every call that asks for no logprobs asks for the sampled tokens' own
+    (``logprobs=0``) when the backend gives them: an evaluation stores a logprob summary with every
+    sample that way. What is sampled does not change (the logprobs are read off the raw logits).
     """
 
-    def __init__(self, generator: Generator, ledger: Ledger | None = None) -> None:
+    def __init__(
+        self, generator: Generator, ledger: Ledger | None = None, *, sampled_logprobs: bool = False
+    ) -> None:
         super().__init__(generator)  # tokenizer calls pass through free of charge
         self.ledger = ledger or Ledger()
+        self.sampled_logprobs = sampled_logprobs
 
     def usage(self) -> Usage:
         return self.ledger.usage()
@@ -271,6 +279,8 @@ class Meter(Wrapper):
             return self._generate_once(prompts, params)
 
     def _generate_once(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
+        if self.sampled_logprobs and params.logprobs is None and self.inner.capabilities.logprobs > 0:
+            params = replace(params, logprobs=0)
         hold = self._hold(prompts, params.n)
         try:
             plan = self._plan(prompts, params, hold)

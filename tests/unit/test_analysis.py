@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from ttscale.errors import ConfigError
 from ttscale.evals.analysis import (
     accuracy_by_bin,
     agreement,
+    confidence,
     flops_matched,
     oracle_bins,
     predicted_bins,
@@ -216,8 +219,28 @@ def test_predicted_bins_use_probe_agreement_without_the_key() -> None:
     assert agreement([s(0, None, False), s(1, None, False)]) == 0.5  # no answers never agree
     unanimous = prob("a", [s(i, 0, False) for i in range(4)])
     split = prob("b", [s(0, 0, True), s(1, 1, True), s(2, 2, True), s(3, 0, True), s(4, 0, True)])
-    bins = predicted_bins([split, unanimous], probe=3, n_bins=2)
+    bins, how = predicted_bins([split, unanimous], probe=3, n_bins=2)
     assert bins == {"a": 1, "b": 2}  # correctness plays no part: only the first 3 answers' agreement
+    assert how == "agreement of the first 3 samples"  # no logprob summaries: agreement alone
+
+
+def test_predicted_bins_rank_equal_agreement_by_the_probes_confidence() -> None:
+    def sure(mean_logprob: float, group: int = 0, correct: bool = False) -> SampleRecord:
+        return SampleRecord(0, "", 5, str(group), correct, group, data={"logprob": {"mean": mean_logprob}})
+
+    # all three agree fully; "hesitant" samples its tokens at a geometric-mean probability of e^-2
+    confident = prob("confident", [sure(-0.1), sure(-0.2)])
+    hesitant = prob("a_hesitant", [sure(-2.0, correct=True), sure(-2.0, correct=True)])
+    middling = prob("middling", [sure(-0.5), sure(-1.0)])
+    split = prob("split", [sure(-0.01, 0), sure(-0.01, 1)])  # very sure, but of two answers
+    bins, how = predicted_bins([hesitant, middling, split, confident], probe=2, n_bins=4)
+    assert bins == {"confident": 1, "middling": 2, "a_hesitant": 3, "split": 4}
+    assert how == "agreement, then confidence, of the first 2 samples"
+    assert confidence(middling.samples) == pytest.approx((math.exp(-0.5) + math.exp(-1.0)) / 2)
+    # one problem without summaries (recorded by an older version): confidence is left out for all
+    old = prob("old", [s(0, 0, False), s(1, 0, False)])
+    bins, how = predicted_bins([hesitant, old, confident], probe=2, n_bins=3)
+    assert how == "agreement of the first 2 samples" and bins["a_hesitant"] == 1  # ties go by id
 
 
 def test_accuracy_by_bin_and_flops_matching() -> None:

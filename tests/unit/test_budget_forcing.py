@@ -157,6 +157,24 @@ def test_answer_phase_wins_over_thinking_and_thinking_is_the_fallback() -> None:
     assert result.answer == "3" and events(result, "sample")[0]["from"] == "thinking"
 
 
+def test_a_sample_s_logprob_summary_covers_its_thinking_and_its_answer_but_not_the_wait() -> None:
+    gen = ScriptedGenerator(thinker(["a b", "c d e"]), logprob_fn=lambda tok, pos: -0.1 * (pos + 1))
+    result, _ = run(BudgetForcing(min_thinking_tokens=100, max_thinking_tokens=200, max_waits=1), gen)
+    assert events(result, "sample")[0].get("logprob") is None  # no logprobs asked for: no summary
+    meter = Ledger().meter(gen, sampled_logprobs=True)
+    result = BudgetForcing(min_thinking_tokens=100, max_thinking_tokens=200, max_waits=1).solve(
+        PROBLEM, meter
+    )
+    (sample,) = events(result, "sample")
+    answer_tokens = events(result, "answer")[0]["tokens"]
+    summary = sample["logprob"]
+    assert summary["tokens"] == sample["thinking_tokens"] + answer_tokens  # sampled tokens, no "Wait"
+    parts = [2, 3, answer_tokens]  # the scripted logprob of the token at position p is -0.1 (p + 1)
+    values = [-0.1 * (p + 1) for n in parts for p in range(n)]
+    assert summary["mean"] == pytest.approx(sum(values) / len(values))
+    assert summary["min"] == pytest.approx(min(values))
+
+
 def test_thinking_calls_are_greedy_with_the_delimiter_as_stop() -> None:
     gen = ScriptedGenerator(thinker(["ok </think>"]))
     result, _ = run(BudgetForcing(max_waits=0, max_answer_tokens=33), gen)

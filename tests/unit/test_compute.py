@@ -39,6 +39,21 @@ def test_meter_counts_computed_cached_and_generated_tokens() -> None:
     assert u.flops == 2 * 10 * (p + 9)
 
 
+def test_an_eval_meter_asks_for_the_sampled_tokens_logprobs_where_the_backend_gives_them() -> None:
+    with_lp = ScriptedGenerator(["a b c"], logprob_fn=lambda tok, pos: -0.5)
+    meter = Ledger().meter(with_lp, sampled_logprobs=True)
+    (c,) = meter.generate([Prompt.user("q")], SamplingParams())[0]
+    assert c.logprobs is not None and [r.logprob for r in c.logprobs] == [-0.5, -0.5, -0.5]
+    assert [r.top for r in c.logprobs] == [(), (), ()]  # the sampled tokens only: logprobs=0
+    meter.generate([Prompt.user("q")], SamplingParams(logprobs=5))
+    assert [params.logprobs for _, params in with_lp.calls] == [0, 5]  # what a strategy asks for stands
+    (plain,) = Ledger().meter(with_lp).generate([Prompt.user("q")], SamplingParams())[0]
+    assert plain.logprobs is None  # only when asked to
+    without = ScriptedGenerator(["a b c"])  # a backend with no logprobs is not asked for them
+    (c,) = Ledger().meter(without, sampled_logprobs=True).generate([Prompt.user("q")], SamplingParams())[0]
+    assert c.logprobs is None and without.calls[0][1].logprobs is None
+
+
 def test_budget_caps_max_tokens_to_what_is_left() -> None:
     gen = ScriptedGenerator([WORDS])
     ledger = Ledger(Budget(tokens=20))

@@ -95,8 +95,19 @@ def test_bins_per_dataset_and_runs_in_progress_are_marked(tmp_path: Path) -> Non
     with RunStore.open(path, write=False) as store:
         page = build_report(store, None, tmp_path / "r.html", traces=False)
     assert page.count("<img alt='accuracy per difficulty bin'") == 2  # one per dataset
-    assert page.count("ranked by pass@1 of run") == 2 and f"run {partial}" not in page.split("Difficulty")[1]
+    assert page.count("small&#x27;s pass@1 (oracle) in run") == 2
+    assert f"run {partial}" not in page.split("Difficulty")[1]
     assert f"{N_PROBLEMS} of {N_PROBLEMS + 5} (incomplete)" in page
+    with RunStore.open(path, write=False) as store:
+        page = build_report(store, None, tmp_path / "p.html", traces=False, bins="predicted")
+    # the scripted backend gives no logprobs here, so agreement alone ranks the problems
+    assert page.count("small&#x27;s agreement of the first 4 samples (predicted) in run") == 2
+    assert "(oracle)" not in page
+    bad = runner.invoke(
+        cli.app, ["report", "--store", str(path), "--bins", "vibes", "-o", str(tmp_path / "x.html")]
+    )
+    assert bad.exit_code == 2 and "--bins must be oracle or predicted" in bad.output
+    assert not (tmp_path / "x.html").exists()
 
 
 def test_report_of_chosen_runs_and_bad_requests(tmp_path: Path) -> None:

@@ -212,6 +212,20 @@ def test_a_model_opened_from_a_file_is_recorded_by_that_file_s_checksum(tmp_path
         check_versions({"model_sha256": first}, versions(wrapped))
 
 
+def test_every_stored_sample_carries_its_logprob_summary_when_the_backend_gives_logprobs(
+    tmp_path: Path,
+) -> None:
+    gen = ScriptedGenerator(respond, logprob_fn=lambda tok, pos: -0.25)
+    exs = examples(2)
+    with RunStore.open(tmp_path / "runs.sqlite") as store:
+        run_id = store.create_run(config().to_dict(), versions(gen), len(exs))
+        run_eval(store, run_id, config(), exs, gen)  # majority voting: the strategy asks for no logprobs
+        samples = [s for p in store.problems(run_id) for s in p.samples]
+    assert len(samples) == 6
+    assert all(s.logprob_mean == -0.25 and s.data["logprob"]["tokens"] == s.tokens for s in samples)
+    assert run(tmp_path, config(), exs, "plain.sqlite")[0].samples[0].logprob_mean is None  # none given
+
+
 def test_sample_records_keep_weights_scores_and_groups() -> None:
     example = examples(1, offset=4)[0]  # gold 5
     trace = (

@@ -87,6 +87,20 @@ def test_compare_matches_flops_and_reports_every_bin(files: dict[str, Path]) -> 
     assert sum(r["problems"] for r in rows) == 8
 
 
+def test_compare_bins_by_prediction_read_no_answer_key(files: dict[str, Path]) -> None:
+    args = ["compare", "--small", "tiny", "--large", "big", "--n", "1,2,4", *common(files)]
+    oracle = run_json([*args, "--bins", "oracle"])
+    predicted = run_json([*args, "--bins", "predicted"])
+    # every problem draws the same answers 1, 2, 3, 3: the probes agree alike everywhere (no logprobs
+    # here), so prediction cannot tell the problems apart, while pass@1 puts the two whose key is 3 first
+    assert predicted["bins_by"] == "agreement of the first 4 samples"
+    assert oracle["bins_by"] == "tiny's pass@1 over its samples"
+    oracle_top = oracle["per_bin"][0]  # type: ignore[index]
+    predicted_top = predicted["per_bin"][0]  # type: ignore[index]
+    assert oracle_top["small_largest"] == 1.0 and oracle_top["problems"] == 2  # key 3: the vote says 3
+    assert predicted_top != oracle_top
+
+
 @pytest.mark.parametrize(
     ("extra", "says"),
     [

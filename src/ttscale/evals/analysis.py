@@ -221,11 +221,16 @@ def has_budget(config: Mapping[str, Any]) -> bool:
 # -- difficulty -------------------------------------------------------------------------------------------
 
 
-def _equal_bins(scores: Mapping[str, float], n_bins: int) -> dict[str, int]:
+def _equal_bins(scores: Mapping[str, float | tuple[float, ...]], n_bins: int) -> dict[str, int]:
     """Bin 1 holds the highest scores (easiest); sizes differ by at most one; ties go by problem id."""
     if n_bins < 1:
         raise ConfigError(f"n_bins must be >= 1, got {n_bins}")
-    order = sorted(scores, key=lambda pid: (-scores[pid], pid))
+
+    def key(pid: str) -> tuple[tuple[float, ...], str]:
+        score = scores[pid]
+        return tuple(-x for x in (score if isinstance(score, tuple) else (score,))), pid
+
+    order = sorted(scores, key=key)
     n = len(order)
     return {pid: 1 + (i * n_bins) // n for i, pid in enumerate(order)} if n else {}
 
@@ -246,14 +251,40 @@ def agreement(samples: Sequence[SampleRecord]) -> float:
     return Counter(keys).most_common(1)[0][1] / len(samples)
 
 
-def predicted_bins(problems: Sequence[ProblemRecord], probe: int = 4, n_bins: int = 5) -> dict[str, int]:
-    """Bins by the agreement of each problem's first ``probe`` samples (no answer key involved)."""
+def confidence(samples: Sequence[SampleRecord]) -> float | None:
+    """Mean geometric-mean token probability of ``samples`` (exp of each one's mean token logprob), or
+    None if one has no logprob summary."""
+    means = [s.logprob_mean for s in samples]
+    if not means or any(m is None for m in means):
+        return None
+    return math.fsum(math.exp(m) for m in means if m is not None) / len(means)
+
+
+PROBES = 4
+"""Samples per problem that predicted difficulty reads."""
+
+
+def predicted_bins(
+    problems: Sequence[ProblemRecord], probe: int = PROBES, n_bins: int = 5
+) -> tuple[dict[str, int], str]:
+    """Bins by what the model's first ``probe`` samples of each problem say, no answer key involved.
+
+    Agreement (the share of the most common answer) ranks first: a model that keeps giving one answer
+    finds the problem easy. Among problems that agree alike (with 4 probes agreement takes 4 values),
+    their confidence (:func:`confidence`) ranks next, when every probe has a logprob summary; otherwise
+    ties go by problem id. Returns the bins and what ranked them.
+    """
     if probe < 1:
         raise ConfigError(f"probe must be >= 1, got {probe}")
-    scores = {p.problem_id: agreement(p.samples[:probe]) for p in problems if p.samples}
-    if not scores:
+    probes = {p.problem_id: p.samples[:probe] for p in problems if p.samples}
+    if not probes:
         raise ConfigError("predicted difficulty needs a run with samples (a sampling strategy)")
-    return _equal_bins(scores, n_bins)
+    confs = {pid: confidence(s) for pid, s in probes.items()}
+    if all(c is not None for c in confs.values()):
+        scores = {pid: (agreement(s), confs[pid] or 0.0) for pid, s in probes.items()}
+        return _equal_bins(scores, n_bins), f"agreement, then confidence, of the first {probe} samples"
+    agreed = {pid: agreement(s) for pid, s in probes.items()}
+    return _equal_bins(agreed, n_bins), f"agreement of the first {probe} samples"
 
 
 def accuracy_by_bin(point: CurvePoint, bins: Mapping[str, int]) -> dict[int, tuple[float, int]]:

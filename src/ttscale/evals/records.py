@@ -50,6 +50,13 @@ class SampleRecord:
         return self.group is not None and self.data.get("voted", True) is not False
 
     @property
+    def logprob_mean(self) -> float | None:
+        """Mean logprob of its sampled tokens (:func:`~ttscale.strategies.base.logprob_summary`), when the
+        backend gave logprobs; runs recorded before ttscale stored the summary have none."""
+        summary = self.data.get("logprob")
+        return _number(summary.get("mean")) if isinstance(summary, Mapping) else None
+
+    @property
     def vote_weight(self) -> float:
         """The weight weighted@k uses: weight, else score, else confidence, else 1."""
         for value in (self.weight, self.score, self.confidence):

@@ -2,8 +2,9 @@
 
 Contents: a table of the runs (accuracy with its 95% interval, tokens and FLOPs per problem, latency);
 accuracy against FLOPs per problem on a log axis, one line per series (:func:`~.analysis.series_of_runs`:
-sampling runs subsampled, other runs one point per budget); accuracy per difficulty bin (oracle bins from
-the run with the most samples per problem); the FLOPs-matched table when runs of several models are
+sampling runs subsampled, other runs one point per budget); accuracy per difficulty bin (bins from the run
+with the most samples per problem: by its pass@1, or with ``--bins predicted`` by what its first samples
+say without the key); the FLOPs-matched table when runs of several models are
 present (each greedy run of one model against the other models' series at the largest budget whose FLOPs
 do not exceed it, overall and per bin); histograms of generated tokens per sample; and for each problem a
 link to its trace, rendered by the trace viewer into a folder next to the report.
@@ -33,6 +34,7 @@ from .analysis import (
     dataset_slice,
     flops_matched,
     oracle_bins,
+    predicted_bins,
     series_of_runs,
 )
 from .metrics import summarize
@@ -139,7 +141,7 @@ def plot_bins(series: Sequence[Series], bins: Bins) -> str:
             xs, [acc[b][0] for b in have], width, color=color, hatch=hatch, label=f"{s.label} [{top.budget}]"
         )
     ax.set_xticks(range(1, n_bins + 1))
-    ax.set_xlabel(f"difficulty bin (1 = easiest, by {bins.model}'s pass@1 in run {bins.run_id})")
+    ax.set_xlabel(f"difficulty bin (1 = easiest, by {bins.ranked_by} in run {bins.run_id})")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
@@ -168,7 +170,7 @@ def plot_tokens(runs: Sequence[LoadedRun]) -> str:
 
 @dataclass(frozen=True)
 class Bins:
-    """Oracle difficulty bins, and the run whose samples ranked the problems."""
+    """Difficulty bins, and the run whose samples ranked the problems."""
 
     bins: dict[str, int]
     """Problem id to bin (1 easiest)."""
@@ -176,6 +178,8 @@ class Bins:
     model: str
     dataset: str
     """The run's problems (:func:`~.analysis.dataset_slice`): the bins apply to series on these only."""
+    ranked_by: str = "pass@1 (oracle)"
+    """What ranked the problems: the model's pass@1 (oracle bins) or what its first samples say."""
 
 
 def _progress(info: RunInfo) -> str:
@@ -187,9 +191,16 @@ def _progress(info: RunInfo) -> str:
     )
 
 
-def difficulty_bins(runs: Sequence[LoadedRun], n_bins: int = 5) -> list[Bins]:
-    """Oracle bins for each dataset slice, from its finished run with the most samples per problem (the
-    earliest on ties); a slice without a finished sampling run has none."""
+BIN_METHODS = ("oracle", "predicted")
+
+
+def difficulty_bins(runs: Sequence[LoadedRun], n_bins: int = 5, method: str = "oracle") -> list[Bins]:
+    """Bins for each dataset slice, from its finished run with the most samples per problem (the earliest
+    on ties); a slice without a finished sampling run has none. ``method``: ``oracle`` ranks problems by
+    that run's pass@1, ``predicted`` by what its first samples say without the key
+    (:func:`~.analysis.predicted_bins`)."""
+    if method not in BIN_METHODS:
+        raise ConfigError(f"bins must be oracle or predicted, got {method!r}")
     best: dict[str, tuple[int, LoadedRun]] = {}
     for r in runs:
         counts = [len(p.samples) for p in r.problems if p.samples]
@@ -200,9 +211,13 @@ def difficulty_bins(runs: Sequence[LoadedRun], n_bins: int = 5) -> list[Bins]:
             best[where] = (min(counts), r)
     out = []
     for where, (_, r) in best.items():
-        out.append(
-            Bins(oracle_bins(r.problems, n_bins), r.info.run_id, str(r.info.config.get("model")), where)
-        )
+        model = str(r.info.config.get("model"))
+        if method == "oracle":
+            bins, ranked = oracle_bins(r.problems, n_bins), f"{model}'s pass@1 (oracle)"
+        else:
+            bins, how = predicted_bins(r.problems, n_bins=n_bins)
+            ranked = f"{model}'s {how} (predicted)"
+        out.append(Bins(bins, r.info.run_id, model, where, ranked))
     return out
 
 
@@ -264,15 +279,20 @@ def _trace_pages(runs: Sequence[LoadedRun], folder: Path) -> dict[tuple[str, int
     return links
 
 
-def build_report(store: RunStore, run_ids: Sequence[str] | None, out: Path, *, traces: bool = True) -> str:
-    """Write the report for ``run_ids`` (default: every run with recorded problems) to ``out``."""
+def build_report(
+    store: RunStore, run_ids: Sequence[str] | None, out: Path, *, traces: bool = True, bins: str = "oracle"
+) -> str:
+    """Write the report for ``run_ids`` (default: every run with recorded problems) to ``out``, with
+    difficulty bins by ``bins`` (see :func:`difficulty_bins`)."""
+    if bins not in BIN_METHODS:
+        raise ConfigError(f"--bins must be oracle or predicted, got {bins!r}")
     check_writable(out, "the report")
     infos = [store.run(r) for r in run_ids] if run_ids else [r for r in store.runs() if r.n_done]
     if not infos:
         raise ConfigError(f"no runs with recorded problems in {store.path}; run `ttscale eval` first")
     runs = [LoadedRun(i, store.problems(i.run_id)) for i in infos]
     series = series_of_runs([(r.info.run_id, r.info.config, r.problems) for r in runs])
-    binned = difficulty_bins(runs)
+    binned = difficulty_bins(runs, method=bins)
     links = _trace_pages(runs, out.with_name(out.stem + "_traces")) if traces else {}
     page = _page(runs, series, binned, matched_rows(series, binned), links)
     write_text_atomic(out, page)
@@ -323,8 +343,8 @@ def _page(
     parts.append("</table>")
     parts.append("<h2>Difficulty bins</h2>")
     for b in binned:
-        parts += [f"<p>Oracle bins: problems of {e(b.dataset)} ranked by pass@1 of run {e(b.run_id)}'s samples "
-                  f"({e(b.model)}), five equal bins; the series on those problems.</p>",
+        parts += [f"<p>Problems of {e(b.dataset)} ranked by {e(b.ranked_by)} in run {e(b.run_id)}, "
+                  "five equal bins; the series on those problems.</p>",
                   f"<img alt='accuracy per difficulty bin' src='{plot_bins(series, b)}'>"]  # fmt: skip
     if not binned:
         parts.append("<p>No finished sampling run among these runs: no bins.</p>")

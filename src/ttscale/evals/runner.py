@@ -215,7 +215,8 @@ def solve_problem(
     result: Result | None = None
     error = None
     try:
-        result = seeded.solve(example.problem, ledger.meter(generator))
+        # every sample is stored with a summary of its tokens' logprobs (records.SampleRecord.logprob)
+        result = seeded.solve(example.problem, ledger.meter(generator, sampled_logprobs=True))
     except EngineClosed:
         raise  # the run is being shut down: not a result to record
     except TTScaleError as e:

@@ -15,7 +15,7 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, cast
 
@@ -109,18 +109,35 @@ def sample_event(
     index: int, text: str, completion: Completion, answer: str | None, method: str, voted: bool
 ) -> TraceEvent:
     """The trace record of one drawn sample."""
-    return TraceEvent(
-        "sample",
-        {
-            "index": index,
-            "text": text,
-            "answer": answer,
-            "method": method,
-            "voted": voted,
-            "finish_reason": completion.finish_reason,
-            "tokens": len(completion.token_ids),
-        },
-    )
+    data: dict[str, Any] = {
+        "index": index,
+        "text": text,
+        "answer": answer,
+        "method": method,
+        "voted": voted,
+        "finish_reason": completion.finish_reason,
+        "tokens": len(completion.token_ids),
+    }
+    summary = logprob_summary((completion,))
+    return TraceEvent("sample", data if summary is None else data | {"logprob": summary})
+
+
+def logprob_summary(parts: Sequence[Completion]) -> dict[str, float | int] | None:
+    """The sampled tokens' logprobs over a sample's completions: their mean, lowest and count.
+
+    None when a part came without logprobs (none asked for, or a backend without them) or nothing was
+    sampled. ``exp(mean)`` is the geometric-mean token probability, the confidence that predicted
+    difficulty bins read (:func:`ttscale.evals.analysis.predicted_bins`); tokens a strategy inserted
+    itself (budget forcing's "Wait") were not sampled and are not in it.
+    """
+    values: list[float] = []
+    for c in parts:
+        if c.logprobs is None:
+            return None
+        values.extend(r.logprob for r in c.logprobs)
+    if not values:
+        return None
+    return {"mean": math.fsum(values) / len(values), "min": min(values), "tokens": len(values)}
 
 
 # -- parameters ---------------------------------------------------------------------------------------

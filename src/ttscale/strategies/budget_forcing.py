@@ -63,7 +63,7 @@ from ..compute import reasoning_phase, span_flops
 from ..errors import BudgetExhausted
 from ..prompts import MATH_COT_SYSTEM_PROMPT
 from ..types import Completion, Prompt, Result, SamplingParams, TraceEvent
-from .base import check, check_sampling
+from .base import check, check_sampling, logprob_summary
 from .voting import answer_numbers, vote
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ class _Thought:
     used: int = 0
     waits: int = 0
     closing: str | None = None  # set when thinking ended: the text appended before the answer
+    parts: list[Completion] = field(default_factory=list)  # what was sampled: thinking, then the answer
 
     @property
     def answer_prompt(self) -> Prompt:
@@ -197,6 +198,7 @@ class BudgetForcing:
     def _advance(self, index: int, t: _Thought, c: Completion, trace: list[TraceEvent]) -> None:
         """Apply the s1 rules to one thinking segment of sample ``index``."""
         t.used += len(c.token_ids)
+        t.parts.append(c)
         ended = c.finish_reason != "length"  # the model tried to end: delimiter, EOS or a criterion
         wait = ended and t.used < self.min_tokens and t.waits < self.max_waits
         wait = wait and t.used < self.max_thinking_tokens  # a Wait with no tokens left could not be used
@@ -277,6 +279,7 @@ class BudgetForcing:
             trace.append(TraceEvent("stop", {"reason": "budget", "note": note}))
             return [""] * len(thoughts)
         for i, c in enumerate(outs):
+            thoughts[i].parts.append(c)
             data = {"sample": i, "tokens": len(c.token_ids), "finish_reason": c.finish_reason}
             trace.append(TraceEvent("answer", {**data, "text": c.text}))
         return [c.text for c in outs]
@@ -301,7 +304,9 @@ class BudgetForcing:
             values.append(ext.value)
             data = {"index": i, "text": text, "answer": ext.value, "method": ext.method, "from": source}
             counts = {"thinking_tokens": t.used, "waits": t.waits}
-            trace.append(TraceEvent("sample", {**data, "voted": ext.value is not None, **counts}))
+            summary = logprob_summary(t.parts)
+            data |= {"voted": ext.value is not None, **counts} | ({"logprob": summary} if summary else {})
+            trace.append(TraceEvent("sample", data))
         outcome = vote(texts, values, problem.answer_kind, numbers=answer_numbers(problem))
         trace.append(outcome.event(samples=self.n, requested=self.n))
         best = outcome.best

@@ -1,0 +1,46 @@
+"""An evaluation on the real engine into a real SQLite store: every sample is stored with a summary of
+its sampled tokens' logprobs, although the strategy (majority-vote self-consistency) asks for none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ttscale.backends.llamacpp import LlamaCppGenerator
+from ttscale.evals.datasets import Example
+from ttscale.evals.runner import EvalConfig, run_eval, versions
+from ttscale.evals.store import RunStore
+from ttscale.models import CATALOG
+from ttscale.types import Problem
+
+SMALL = "smollm2-135m-instruct"  # the module-scoped `small` fixture's model
+
+
+def test_an_eval_stores_every_sample_with_its_logprob_summary(
+    small: LlamaCppGenerator, tmp_path: Path
+) -> None:
+    examples = [
+        Example(Problem(f"What is {i} + {i}?", id=f"q{i}", answer_kind="number"), str(2 * i)) for i in (2, 3)
+    ]
+    config = EvalConfig.from_dict(
+        {
+            "dataset": "jsonl:x",
+            "model": SMALL,
+            "strategy": "self_consistency",
+            "params": {"n": "2", "max_tokens": "40"},
+            "concurrency": 2,
+        }  # fmt: skip
+    )
+    with RunStore.open(tmp_path / "runs.sqlite") as store:
+        recorded = versions(small)
+        run_id = store.create_run(config.to_dict(), recorded, len(examples))
+        run_eval(store, run_id, config, examples, small)
+        problems = store.problems(run_id)
+    assert recorded["model_sha256"] == CATALOG[SMALL].sha256
+    samples = [s for p in problems for s in p.samples]
+    assert len(samples) == 4
+    for s in samples:
+        summary = s.data["logprob"]
+        assert summary["tokens"] == s.tokens and s.tokens > 0  # one logprob per sampled token
+        assert summary["min"] <= summary["mean"] < 0
+        assert s.logprob_mean == summary["mean"]
+    assert len({s.logprob_mean for s in samples}) > 1
