@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from ttscale import cli
 from ttscale.backends.scripted import ScriptedModel
 from ttscale.errors import ConfigError, TraceFileError
-from ttscale.evals.report import build_report
+from ttscale.evals.metrics import summarize
+from ttscale.evals.report import _fmt, build_report
 from ttscale.evals.store import RunStore
 
 pytest.importorskip("matplotlib")
@@ -59,6 +60,9 @@ def test_a_run_with_draws_is_marked_where_its_latency_is_shown(tmp_path: Path) -
     rows = {run: re.search(rf"<tr><td>{run}</td>.*?</tr>", page) for run in (sc_run, replayed)}
     assert rows[replayed] and "(draws)</td></tr>" in rows[replayed].group(0)
     assert rows[sc_run] and "(draws)" not in rows[sc_run].group(0)
+    with RunStore.open(path, write=False) as store:
+        m = summarize(store.problems(sc_run))
+    assert f"<td>{_fmt(m.latency_p50)} / {_fmt(m.latency_p95)}</td></tr>" in rows[sc_run].group(0)
     assert "so the latency is the replay's" in page and "--draws" not in plain
 
 

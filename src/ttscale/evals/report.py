@@ -309,13 +309,13 @@ def _page(
     e = html.escape
     parts = ["<h2>Runs</h2>", "<table class='runs'><tr><th>run</th><th>dataset</th><th>model</th>"
              "<th>strategy</th><th>params</th><th>problems (of planned)</th><th>accuracy (95% CI)</th><th>tokens / problem</th>"
-             "<th>FLOPs / problem</th><th>latency p50 s</th></tr>"]  # fmt: skip
+             "<th>FLOPs / problem</th><th>latency p50 / p95 s</th></tr>"]  # fmt: skip
     replays = False
     for r in runs:
         m, c = summarize(r.problems), r.info.config
         params = " ".join(f"{k}={v}" for k, v in dict(c.get("params", {})).items())
         lo, hi = m.accuracy_ci
-        latency = _fmt(m.latency_p50) if m.n_problems else "-"
+        latency = f"{_fmt(m.latency_p50)} / {_fmt(m.latency_p95)}" if m.n_problems else "-"
         if "draws" in r.info.versions:  # --draws: replayed calls took no decoding time
             latency, replays = latency + " (draws)", True
         parts.append(
