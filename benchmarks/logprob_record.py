@@ -4,7 +4,10 @@
 
 The engine computes it on its own thread for every token of every sequence that asks for logprobs
 (DeepConf, self-certainty, the judges), so at 48 sequences it is paid 48 times per decode step. Prints the
-median over repeats of the current implementation and of the straightforward float64 version it replaced.
+median over repeats of the current implementation and of the straightforward float64 version it replaced,
+and of the sampled token's logprob alone (``logprobs=0``, what every evaluation asks for so that each
+stored sample carries its logprob summary), with its share of a decode step at the 16-sequence
+throughput measured in ``results/engine.json``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import statistics
 import timeit
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +49,12 @@ def main() -> None:
         "float64_reference_ms": median_ms(lambda: float64_reference(logits, 20)),
     }
     out["speedup"] = round(out["float64_reference_ms"] / out["current_ms"], 1)
+    out["sampled_only_ms"] = median_ms(lambda: _logprob_record(logits, 0))
+    engine = Path(__file__).parent / "results" / "engine.json"
+    if engine.is_file():  # ms per generated token at n=16 on this machine class, engine included
+        row = next(r for r in json.loads(engine.read_text())["rows"] if r["n"] == 16)
+        ms_per_token = 1000 / row["engine"]["tok_s"]
+        out["sampled_only_share_of_a_token_at_n16"] = round(out["sampled_only_ms"] / ms_per_token, 4)
     print(json.dumps(out))
 
 
