@@ -280,7 +280,7 @@ class Meter(Wrapper):
 
     def _generate_once(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         if self.sampled_logprobs and params.logprobs is None and self.inner.capabilities.logprobs > 0:
-            params = replace(params, logprobs=0)
+            params = replace(params, logprobs=0, logprobs_optional=True)
         hold = self._hold(prompts, params.n)
         try:
             plan = self._plan(prompts, params, hold)

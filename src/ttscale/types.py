@@ -102,6 +102,9 @@ class SamplingParams:
     """Base seed. Sample i of a prompt uses ``seed + i``, so a seed reproduces the outputs."""
     logprobs: int | None = None
     """If set, return the sampled token's logprob and the top ``logprobs`` alternatives for each token."""
+    logprobs_optional: bool = False
+    """The logprobs are wanted if at hand, not needed: a replayed draw recorded without them may serve the
+    call, its completions then carrying none (an evaluation's meter asks so, for the summaries it stores)."""
     logit_bias: tuple[tuple[int, float], ...] = ()
     """(token id, bias) pairs added to the logits before sampling."""
     logits_processors: tuple[LogitsProcessor, ...] = ()

@@ -203,6 +203,13 @@ def test_a_budgeted_sampling_run_gives_every_n_up_to_the_one_it_asked_for() -> N
     assert [p.budget for p in budgeted.points] == [1, 2, 4]
     assert budgeted.points[2].correct == {"p1": False, "p2": True}  # p1 votes with its 2 samples (a 1-1 tie)
     assert [p.budget for p in sample_curve([short, P2], "self_consistency", {}, [4], budgeted_n=4)] == [4]
+    # a budget too small for one sample: every solve failed, there is nothing to derive
+    failed = ProblemRecord(
+        0, "x", "number", 0, None, "1", False, ModelUsage(), 1.0, "BudgetExhausted", {}, ()
+    )
+    assert series_of_runs([("r2", base | {"budget_tokens": 1}, [failed])]) == []
+    with pytest.raises(ConfigError, match="0 samples per problem"):
+        sample_curve([failed], "self_consistency", {}, [1], budgeted_n=4)
 
 
 def test_oracle_bins_rank_by_pass_at_1_easiest_first() -> None:
@@ -237,6 +244,11 @@ def test_predicted_bins_rank_equal_agreement_by_the_probes_confidence() -> None:
     assert bins == {"confident": 1, "middling": 2, "a_hesitant": 3, "split": 4}
     assert how == "agreement, then confidence, of the first 2 samples"
     assert confidence(middling.samples) == pytest.approx((math.exp(-0.5) + math.exp(-1.0)) / 2)
+    # a probe that ended at once has an empty summary: it counts as no confidence, it does not void it
+    empty = SampleRecord(1, "", 0, None, False, None, data={"logprob": {"tokens": 0}})
+    quitter = prob("quitter", [sure(-0.1), empty])
+    assert confidence(quitter.samples) == pytest.approx(math.exp(-0.1) / 2)
+    assert predicted_bins([quitter, confident], probe=2, n_bins=2)[1].startswith("agreement, then confidence")
     # one problem without summaries (recorded by an older version): confidence is left out for all
     old = prob("old", [s(0, 0, False), s(1, 0, False)])
     bins, how = predicted_bins([hesitant, old, confident], probe=2, n_bins=3)

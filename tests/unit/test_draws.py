@@ -72,6 +72,40 @@ def test_a_recording_with_fewer_logprobs_is_drawn_again_and_upgraded(tmp_path: P
     assert (gen.stats.replayed, gen.stats.drawn) == (2, 2)
 
 
+def test_an_evaluation_s_optional_logprobs_are_served_by_a_recording_without_them(tmp_path: Path) -> None:
+    # a draw file recorded by a run that asked for no logprobs; an evaluation now asks every call for the
+    # sampled tokens' logprobs, for its summaries, but only if they are at hand
+    gen = DrawReplay(scripted("a 1", "b 2", "c 3", "d 4", "e 5", "f 6"), DrawFile(tmp_path / "d.sqlite"))
+    plain, _ = draw(gen, SEEDED)
+    ledger = Ledger()
+    again = ledger.meter(gen, sampled_logprobs=True).generate([PROMPT], SEEDED)[0]
+    assert [c.text for c in again] == [c.text for c in plain]  # the very same samples, not redrawn
+    assert all(c.logprobs is None for c in again)  # and no summary for them
+    assert (gen.stats.replayed, gen.stats.drawn) == (1, 1)
+    needed, _ = draw(gen, replace(SEEDED, logprobs=0))  # a strategy that needs them still gets them
+    assert all(c.logprobs is not None for c in needed) and (gen.stats.replayed, gen.stats.drawn) == (1, 2)
+
+
+def test_a_model_opened_from_a_file_is_keyed_by_the_file_s_checksum(tmp_path: Path) -> None:
+    weights = tmp_path / "mine.gguf"
+
+    def opened(content: bytes, *responses: str) -> DrawReplay:
+        weights.write_bytes(content)
+        gen = scripted(*responses)
+        gen.path = weights  # type: ignore[attr-defined]  # as LlamaCppGenerator keeps the file it opened
+        return DrawReplay(gen, DrawFile(tmp_path / "d.sqlite"))
+
+    first = opened(b"weights one", "so 42", "then 41", "maybe 40")
+    drawn, _ = draw(first, SEEDED)
+    first.close()
+    same = opened(b"weights one", "no 7")
+    assert [c.text for c in draw(same, SEEDED)[0]] == [c.text for c in drawn]
+    same.close()
+    swapped = opened(b"weights two", "no 7")  # the same name, another file: not served its samples
+    assert [c.text for c in draw(swapped, SEEDED)[0]] == ["no 7"] * 3
+    swapped.close()
+
+
 def test_only_calls_that_decide_their_tokens_are_replayed(tmp_path: Path) -> None:
     gen = DrawReplay(scripted(*(f"r {i}" for i in range(40))), DrawFile(tmp_path / "d.sqlite"))
     unseeded = SamplingParams(n=2, max_tokens=20, temperature=0.7)

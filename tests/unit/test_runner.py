@@ -226,6 +226,28 @@ def test_every_stored_sample_carries_its_logprob_summary_when_the_backend_gives_
     assert run(tmp_path, config(), exs, "plain.sqlite")[0].samples[0].logprob_mean is None  # none given
 
 
+def test_tree_searches_are_spared_the_logprobs_of_a_summary_they_do_not_store() -> None:
+    from ttscale.strategies import build_strategy
+    from ttscale.strategies.base import logprob_summaries
+
+    assert not any(logprob_summaries(build_strategy(n, {})) for n in ("beam_search", "dvts", "mcts"))
+    assert all(logprob_summaries(build_strategy(n, {})) for n in ("cot", "self_consistency", "best_of_n"))
+
+
+def test_a_logprob_summary_over_a_sample_s_parts() -> None:
+    from ttscale.strategies.base import logprob_summary
+    from ttscale.types import Completion, TokenLogprob
+
+    def part(*lps: float) -> Completion:
+        return Completion(
+            "x", tuple(range(len(lps))), "eos", logprobs=tuple(TokenLogprob(0, lp) for lp in lps)
+        )
+
+    assert logprob_summary([part(-1.0, -3.0), part(-2.0)]) == {"mean": -2.0, "min": -3.0, "tokens": 3}
+    assert logprob_summary([part()]) == {"tokens": 0}  # an end of sequence at once: nothing sampled
+    assert logprob_summary([part(-1.0), Completion("y", (1,), "eos")]) is None  # a part without logprobs
+
+
 def test_sample_records_keep_weights_scores_and_groups() -> None:
     example = examples(1, offset=4)[0]  # gold 5
     trace = (

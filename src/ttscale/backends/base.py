@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from ..errors import CapabilityError
 from ..types import Completion, Prompt, SamplingParams
@@ -179,6 +180,31 @@ class Wrapper:
         if not isinstance(self.inner, Tokenizer):
             raise CapabilityError(f"model {self.inner.model.name!r} on this backend exposes no tokenizer")
         return self.inner
+
+
+def weights_file(generator: Generator) -> Path | None:
+    """The local weights file behind a generator (looked for through its wrappers' ``inner``), if any."""
+    seen: Any = generator
+    while seen is not None:
+        path = getattr(seen, "path", None)
+        if isinstance(path, Path) and path.is_file():
+            return path
+        seen = getattr(seen, "inner", None)
+    return None
+
+
+def model_checksum(generator: Generator) -> str:
+    """The SHA-256 of the generator's weights: the backend's (a catalog model's) or, for a model opened from
+    a file, that file hashed now (~1 s per GB); empty if neither is known."""
+    sha = generator.model.sha256
+    if sha:
+        return sha
+    path = weights_file(generator)
+    if path is None:
+        return ""
+    from ..models.sources import sha256_file
+
+    return sha256_file(path)
 
 
 def require(

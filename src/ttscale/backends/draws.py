@@ -20,7 +20,8 @@ matched per prompt, but replayed only whole: if one prompt of a call is missing,
 What is replayed. A call whose prompts are all recorded for its key (model name and weights checksum,
 every message, the assistant prefix, and every sampling parameter but ``logprobs``). A recording with at
 least the logprobs asked for serves the call, cut down to what was asked; one with fewer is drawn again
-and replaced. Never replayed, always passed on: calls without a seed at a temperature above 0 (each must
+and replaced, unless the call marks its logprobs optional (``SamplingParams.logprobs_optional``: an
+evaluation's meter asking for the sampled tokens' logprobs for its summaries), which any recording serves. Never replayed, always passed on: calls without a seed at a temperature above 0 (each must
 be a fresh sample), and calls with Python logits processors or stopping criteria (code, which no key can
 name). The sampled tokens do not depend on the logprobs asked for: the engine reads them off the raw
 logits beside sampling.
@@ -49,7 +50,7 @@ from pathlib import Path
 
 from ..errors import CapabilityError, StoreError
 from ..types import Completion, Prompt, SamplingParams, TokenLogprob
-from .base import Generator, ModelInfo, PrefixHold, PrefixReuse, Wrapper, prompt_seed
+from .base import Generator, ModelInfo, PrefixHold, PrefixReuse, Wrapper, model_checksum, prompt_seed
 
 FORMAT_VERSION = 1
 
@@ -191,8 +192,9 @@ class DrawFile:
                 f"{FORMAT_VERSION}. Pass another --draws FILE."
             )
 
-    def get(self, key: str, logprobs: int | None) -> list[Completion] | None:
-        """The recording for ``key`` if it carries at least ``logprobs``, else None."""
+    def get(self, key: str, logprobs: int | None, *, optional: bool = False) -> list[Completion] | None:
+        """The recording for ``key`` if it carries at least ``logprobs`` (any, when they are ``optional``),
+        else None."""
         try:
             with self._lock:
                 row = self._conn.execute(
@@ -201,7 +203,7 @@ class DrawFile:
         except sqlite3.Error as e:  # the file went bad under us: draw afresh rather than fail the solve
             _log.warning("could not read draws from %s (%s); drawing afresh", self.path, e)
             return None
-        if row is None or row[0] < _level(logprobs):
+        if row is None or (row[0] < _level(logprobs) and not optional):
             return None
         return _decode(row[1], logprobs)
 
@@ -243,6 +245,9 @@ class DrawReplay(Wrapper):
     def __init__(self, inner: Generator, draws: DrawFile) -> None:
         super().__init__(inner)
         self.draws = draws
+        # keyed by the weights' checksum: a model opened from a file is hashed, so a different file under
+        # the same name draws afresh instead of being served another model's samples
+        self._key_model = replace(inner.model, sha256=model_checksum(inner))
         self.stats = ReplayStats()
         self._lock = threading.Lock()
 
@@ -281,8 +286,8 @@ class DrawReplay(Wrapper):
             with self._lock:
                 self.stats.drawn += 1
             return None, None
-        keys = [draw_key(self.model, p, params, i) for i, p in enumerate(prompts)]
-        groups = [self.draws.get(k, params.logprobs) for k in keys]
+        keys = [draw_key(self._key_model, p, params, i) for i, p in enumerate(prompts)]
+        groups = [self.draws.get(k, params.logprobs, optional=params.logprobs_optional) for k in keys]
         hit = all(g is not None and len(g) == params.n for g in groups)
         with self._lock:
             if hit:

@@ -7,7 +7,8 @@ way). Rules (:data:`SUBSAMPLE_RULES`): ``self_consistency`` votes by majority (o
 ``weighting=length_normalized``); ``best_of_n`` takes the best-scored sample (``selection=naive``), the
 score-weighted vote (``selection=weighted``) or the Borda vote over the first k's ranks
 (``selection=borda``). Under a per-problem budget, a problem whose budget ran out before k samples takes
-part at k with the samples it drew, as a k-sample run with that budget would (:func:`derivable_k`).
+part at k with the samples it drew, as a k-sample run with that budget would (:func:`derivable_k`, which
+also says where that is approximate).
 Adaptive and search strategies change what they do with the budget, so their curves come from one run
 per budget.
 
@@ -181,13 +182,16 @@ def derivable_k(problems: Sequence[ProblemRecord], budgeted_n: int | None = None
     """The largest k a sampling run's points can be derived at.
 
     Without a budget that is the fewest samples a problem has. Under a per-problem budget, give the
-    run's n as ``budgeted_n``: a problem whose budget ran out after m samples is what a k-sample run with
-    the same budget and seed would have drawn for any k above m (the same first m samples, then no budget
-    left), so it takes part at every k with its m samples, and every k up to n can be derived.
+    run's n as ``budgeted_n``: a problem whose budget ran out after m samples takes part at every k above
+    m with its m samples, as a k-sample run with the same budget and seed would (its first m samples,
+    then no budget left), so every k up to n can be derived. Below m the derivation is as close as any
+    subsampling of a budgeted run: where a later batch of the n-sample run had its ``max_tokens`` lowered
+    to fit the budget, a k-sample run's smaller batch may have been cut less.
     """
-    if budgeted_n is not None:
+    counts = [len(p.samples) for p in problems if p.samples]
+    if budgeted_n is not None and counts:  # every solve failed: nothing to derive, budget or not
         return budgeted_n
-    return min((len(p.samples) for p in problems if p.samples), default=0)
+    return min(counts, default=0)
 
 
 def sample_curve(
@@ -252,12 +256,12 @@ def agreement(samples: Sequence[SampleRecord]) -> float:
 
 
 def confidence(samples: Sequence[SampleRecord]) -> float | None:
-    """Mean geometric-mean token probability of ``samples`` (exp of each one's mean token logprob), or
-    None if one has no logprob summary."""
-    means = [s.logprob_mean for s in samples]
-    if not means or any(m is None for m in means):
+    """Mean geometric-mean token probability of ``samples`` (exp of each one's mean token logprob; an
+    empty sample, which gave up at once, counts 0), or None if one has no logprob summary."""
+    if not samples or any(s.logprob_summary is None for s in samples):
         return None
-    return math.fsum(math.exp(m) for m in means if m is not None) / len(means)
+    means = [s.logprob_mean for s in samples]
+    return math.fsum(0.0 if m is None else math.exp(m) for m in means) / len(means)
 
 
 PROBES = 4

@@ -50,11 +50,17 @@ class SampleRecord:
         return self.group is not None and self.data.get("voted", True) is not False
 
     @property
-    def logprob_mean(self) -> float | None:
-        """Mean logprob of its sampled tokens (:func:`~ttscale.strategies.base.logprob_summary`), when the
-        backend gave logprobs; runs recorded before ttscale stored the summary have none."""
+    def logprob_summary(self) -> Mapping[str, Any] | None:
+        """Its sampled tokens' logprobs summarised (:func:`~ttscale.strategies.base.logprob_summary`): mean,
+        min, tokens; None if the backend gave no logprobs, or the run was recorded before ttscale kept it."""
         summary = self.data.get("logprob")
-        return _number(summary.get("mean")) if isinstance(summary, Mapping) else None
+        return summary if isinstance(summary, Mapping) else None
+
+    @property
+    def logprob_mean(self) -> float | None:
+        """Mean logprob of its sampled tokens (None without a summary, or for an empty sample)."""
+        summary = self.logprob_summary
+        return _number(summary.get("mean")) if summary is not None else None
 
     @property
     def vote_weight(self) -> float:

@@ -22,13 +22,13 @@ import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..backends.base import Generator
+from ..backends.base import Generator, model_checksum
 from ..compute import Budget, Ledger
 from ..errors import ConfigError, EngineClosed, TTScaleError
 from ..strategies import Strategy, build_strategy, configure, strategy_params
+from ..strategies.base import logprob_summaries
 from ..types import Result
 from .datasets import Example
 from .records import ProblemRecord, grade
@@ -147,11 +147,8 @@ def versions(generator: Generator) -> dict[str, Any]:
 
         entry = CATALOG.get(generator.model.name)
         sha = entry.sha256 if entry is not None else ""
-    weights = None if sha else _weights_file(generator)
-    if weights is not None:  # a model opened from a path: hashed here so a resume notices a changed file
-        from ..models.sources import sha256_file
-
-        sha = sha256_file(weights)  # ~1 s per GB, once per run session
+    if not sha:  # a model opened from a path: hashed here so a resume notices a changed file
+        sha = model_checksum(generator)
     return {
         "ttscale": dist("ttscale"),
         "llama_cpp_python": dist("llama-cpp-python"),
@@ -162,17 +159,6 @@ def versions(generator: Generator) -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
     }
-
-
-def _weights_file(generator: Generator) -> Path | None:
-    """The weights file behind a generator (through its wrappers), if it is a local file."""
-    seen: Any = generator
-    while seen is not None:
-        path = getattr(seen, "path", None)
-        if isinstance(path, Path) and path.is_file():
-            return path
-        seen = getattr(seen, "inner", None)
-    return None
 
 
 def check_versions(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
@@ -215,8 +201,9 @@ def solve_problem(
     result: Result | None = None
     error = None
     try:
-        # every sample is stored with a summary of its tokens' logprobs (records.SampleRecord.logprob)
-        result = seeded.solve(example.problem, ledger.meter(generator, sampled_logprobs=True))
+        # every sample is stored with a summary of its tokens' logprobs (SampleRecord.logprob_summary)
+        meter = ledger.meter(generator, sampled_logprobs=logprob_summaries(strategy))
+        result = seeded.solve(example.problem, meter)
     except EngineClosed:
         raise  # the run is being shut down: not a result to record
     except TTScaleError as e:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from ..backends.base import require
 from ..scorers.process import (
@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class SearchFields:
     """The step-sampling and process-scoring hyperparameters of a tree search."""
+
+    logprob_summaries: ClassVar[bool] = False
+    """A solution is assembled from steps and carries its process score, not a logprob summary, so an
+    evaluation does not ask the step calls for logprobs (:func:`~ttscale.strategies.base.logprob_summaries`)."""
 
     prm: str = field(
         default="llm_judge_prm",

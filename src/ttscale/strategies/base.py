@@ -42,6 +42,13 @@ class Strategy(Protocol):
         ...
 
 
+def logprob_summaries(strategy: Strategy) -> bool:
+    """Whether an evaluation should ask the strategy's calls for the sampled tokens' logprobs, to store a
+    :func:`logprob_summary` with each sample (costs ~2% of decoding); a strategy whose samples have no
+    such summary says ``logprob_summaries = False`` (a class attribute) and is spared the cost."""
+    return bool(getattr(type(strategy), "logprob_summaries", True))
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """One hyperparameter of a strategy, for help text and parsing."""
@@ -125,8 +132,8 @@ def sample_event(
 def logprob_summary(parts: Sequence[Completion]) -> dict[str, float | int] | None:
     """The sampled tokens' logprobs over a sample's completions: their mean, lowest and count.
 
-    None when a part came without logprobs (none asked for, or a backend without them) or nothing was
-    sampled. ``exp(mean)`` is the geometric-mean token probability, the confidence that predicted
+    None when a part came without logprobs (none asked for, a backend without them, or a replayed draw
+    recorded without them); ``{"tokens": 0}`` when nothing was sampled (an end of sequence at once). ``exp(mean)`` is the geometric-mean token probability, the confidence that predicted
     difficulty bins read (:func:`ttscale.evals.analysis.predicted_bins`); tokens a strategy inserted
     itself (budget forcing's "Wait") were not sampled and are not in it.
     """
@@ -136,7 +143,7 @@ def logprob_summary(parts: Sequence[Completion]) -> dict[str, float | int] | Non
             return None
         values.extend(r.logprob for r in c.logprobs)
     if not values:
-        return None
+        return {"tokens": 0}
     return {"mean": math.fsum(values) / len(values), "min": min(values), "tokens": len(values)}
 
 
