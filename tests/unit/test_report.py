@@ -102,6 +102,9 @@ def test_bins_per_dataset_and_runs_in_progress_are_marked(tmp_path: Path) -> Non
     assert page.count("small&#x27;s pass@1 (oracle) in run") == 2
     assert f"run {partial}" not in page.split("Difficulty")[1]
     assert f"{N_PROBLEMS} of {N_PROBLEMS + 5} (incomplete)" in page
+    assert page.count("<img alt='accuracy against FLOPs'") == 2  # one plot per set of problems
+    # the run in progress is drawn with what it has done so far, and its series says so
+    assert page.count(f"[incomplete: {N_PROBLEMS} of {N_PROBLEMS + 5}]") >= 1
     with RunStore.open(path, write=False) as store:
         page = build_report(store, None, tmp_path / "p.html", traces=False, bins="predicted")
     # the scripted backend gives no logprobs here, so agreement alone ranks the problems

@@ -1,8 +1,9 @@
 """``ttscale report``: one self-contained HTML file summarising stored runs, with matplotlib plots.
 
 Contents: a table of the runs (accuracy with its 95% interval, tokens and FLOPs per problem, latency);
-accuracy against FLOPs per problem on a log axis, one line per series (:func:`~.analysis.series_of_runs`:
-sampling runs subsampled, other runs one point per budget); accuracy per difficulty bin (bins from the run
+accuracy against FLOPs per problem on a log axis, one plot per set of problems and one line per series
+(:func:`~.analysis.series_of_runs`: sampling runs subsampled, other runs one point per budget; a series
+with a run still in progress says so in its label); accuracy per difficulty bin (bins from the run
 with the most samples per problem: by its pass@1, or with ``--bins predicted`` by what its first samples
 say without the key); the FLOPs-matched table when runs of several models are
 present (each greedy run of one model against the other models' series at the largest budget whose FLOPs
@@ -17,6 +18,7 @@ lazily (extra ``eval``) and drawn with the Agg backend (no display needed).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 from collections.abc import Mapping, Sequence
@@ -99,7 +101,7 @@ def series_style(i: int) -> tuple[str, str, str]:
     return _COLORS[i % len(_COLORS)], _MARKERS[shape], _HATCHES[shape]
 
 
-def plot_scaling(series: Sequence[Series]) -> str:
+def plot_scaling(series: Sequence[Series], title: str = "Accuracy against compute (labels: budget)") -> str:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.8))
     for i, s in enumerate(series):
@@ -120,7 +122,7 @@ def plot_scaling(series: Sequence[Series]) -> str:
     ax.set_ylim(0, 1)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: points are not hidden
-    ax.set_title("Accuracy against compute (labels: budget)")
+    ax.set_title(title)
     return _png(fig)
 
 
@@ -291,12 +293,27 @@ def build_report(
     if not infos:
         raise ConfigError(f"no runs with recorded problems in {store.path}; run `ttscale eval` first")
     runs = [LoadedRun(i, store.problems(i.run_id)) for i in infos]
-    series = series_of_runs([(r.info.run_id, r.info.config, r.problems) for r in runs])
+    series = _mark_incomplete(
+        series_of_runs([(r.info.run_id, r.info.config, r.problems) for r in runs]), runs
+    )
     binned = difficulty_bins(runs, method=bins)
     links = _trace_pages(runs, out.with_name(out.stem + "_traces")) if traces else {}
     page = _page(runs, series, binned, matched_rows(series, binned), links)
     write_text_atomic(out, page)
     return page
+
+
+def _mark_incomplete(series: Sequence[Series], runs: Sequence[LoadedRun]) -> list[Series]:
+    """Series with a run that has not done all its problems say so in their label (their points cover
+    only the problems done, which a plot would otherwise show as a finished result)."""
+    partial = {r.info.run_id: _progress(r.info) for r in runs if r.info.n_done < r.info.n_planned}
+    out = []
+    for s in series:
+        notes = [partial[i].replace(" (incomplete)", "") for i in s.run_ids if i in partial]
+        out.append(
+            dataclasses.replace(s, label=f"{s.label} [incomplete: {', '.join(notes)}]") if notes else s
+        )
+    return out
 
 
 def _page(
@@ -330,10 +347,12 @@ def _page(
             "<p class='note'>(draws): run with <code>--draws</code>. Calls found in the draw file were replayed, "
             "so the latency is the replay's; tokens and FLOPs are the method's, booked as drawn.</p>"
         )
-    parts += [
-        "<h2>Accuracy against compute</h2>",
-        f"<img alt='accuracy against FLOPs' src='{plot_scaling(series)}'>",
-    ]
+    parts.append("<h2>Accuracy against compute</h2>")
+    slices = list(dict.fromkeys(s.dataset for s in series))  # one plot per set of problems, in run order
+    for where in slices:
+        title = f"{where}: accuracy against compute (labels: budget)"
+        plot = plot_scaling([s for s in series if s.dataset == where], title)
+        parts.append(f"<img alt='accuracy against FLOPs' src='{plot}'>")
     parts.append("<table class='points'><tr><th>series</th><th>budget</th><th>accuracy</th><th>tokens / problem</th>"
                  "<th>FLOPs / problem</th></tr>")  # fmt: skip
     for s in series:
