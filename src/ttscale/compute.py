@@ -224,8 +224,9 @@ class Meter(Wrapper):
     It is the only place usage is counted. Strategies receive a meter and may ask it what is left.
 
     With ``sampled_logprobs`` every call that asks for no logprobs asks for the sampled tokens' own
-    (``logprobs=0``) when the backend gives them: an evaluation stores a logprob summary with every
-    sample that way. What is sampled does not change (the logprobs are read off the raw logits).
+    (``logprobs=0``, marked ``logprobs_optional``: a draw recorded without them may still serve it) when
+    the backend gives them: an evaluation stores a logprob summary with every sample that way. What is
+    sampled does not change (the logprobs are read off the raw logits).
     """
 
     def __init__(
