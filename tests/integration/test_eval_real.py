@@ -36,6 +36,7 @@ def test_an_eval_stores_every_sample_with_its_logprob_summary(
         run_eval(store, run_id, config, examples, small)
         problems = store.problems(run_id)
     assert recorded["model_sha256"] == CATALOG[SMALL].sha256
+    assert "CPU :" in recorded["llama_cpp_system"]  # the features llama.cpp's kernels use here
     samples = [s for p in problems for s in p.samples]
     assert len(samples) == 4
     for s in samples:

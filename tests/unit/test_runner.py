@@ -193,6 +193,10 @@ def test_versions_name_the_model_checksum_and_machine() -> None:
     with pytest.raises(ConfigError, match="model sha256"):
         check_versions({"model_sha256": "a"}, {"model_sha256": "b"})
     assert check_versions({"python": "3.11.1"}, {"python": "3.11.7"}) == ["python was 3.11.1, now 3.11.7"]
+    assert check_versions({}, {"llama_cpp_system": "CPU : AVX2 = 1"}) == []  # recorded by an older version
+    assert check_versions(
+        {"llama_cpp_system": "CPU : AVX2 = 1"}, {"llama_cpp_system": "CPU : AVX512 = 1"}
+    ) == ["llama_cpp_system was CPU : AVX2 = 1, now CPU : AVX512 = 1"]
 
 
 def test_a_model_opened_from_a_file_is_recorded_by_that_file_s_checksum(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import dataclasses
 import importlib.metadata
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -151,7 +152,8 @@ def versions(generator: Generator) -> dict[str, Any]:
         sha = model_checksum(generator)
     return {
         "ttscale": dist("ttscale"),
-        "llama_cpp_python": dist("llama-cpp-python"),
+        "llama_cpp_python": dist("llama-cpp-python"),  # pinned: it names the llama.cpp it vendors
+        "llama_cpp_system": _llama_cpp_system(),
         "model": generator.model.name,
         "model_sha256": sha or None,
         "python": platform.python_version(),
@@ -161,6 +163,15 @@ def versions(generator: Generator) -> dict[str, Any]:
     }
 
 
+def _llama_cpp_system() -> str | None:
+    """The CPU features llama.cpp was built for and uses here (``llama_print_system_info``), when the
+    run's backend loaded it: kernels differ between, say, AVX2 and AVX-512 builds, and so may the last
+    bits of the logits. None for other backends (llama.cpp is not imported for them)."""
+    lib = sys.modules.get("llama_cpp.llama_cpp")
+    info = getattr(lib, "llama_print_system_info", None)
+    return None if info is None else bytes(info()).decode(errors="replace").strip()
+
+
 def check_versions(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """Differences worth a warning on resume; a different model file is an error (other results)."""
     old, new = recorded.get("model_sha256"), current.get("model_sha256")
@@ -168,9 +179,11 @@ def check_versions(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> l
         raise ConfigError(
             f"the run was made with model sha256 {old}, this model file is {new}: start a new run"
         )
-    keys = ("ttscale", "llama_cpp_python", "python", "machine")
-    return [
-        f"{k} was {recorded.get(k)}, now {current.get(k)}" for k in keys if recorded.get(k) != current.get(k)
+    keys = ("ttscale", "llama_cpp_python", "llama_cpp_system", "python", "machine")
+    return [  # a key the run did not record (an older ttscale) is not a difference
+        f"{k} was {recorded.get(k)}, now {current.get(k)}"
+        for k in keys
+        if k in recorded and recorded.get(k) != current.get(k)
     ]
 
 
