@@ -320,10 +320,20 @@ def status(store: RunStore) -> str:
     return "\n".join([*lines, f"{'total so far':32} {'':9} {hours:5.2f} h"])
 
 
-def _write_readme(readme: Path, summary: dict[str, Any]) -> None:
-    text = readme.read_text()
+def _check_readme(readme: Path) -> str:
+    """The README's text, if it has the markers the table goes between (checked before any compute)."""
+    try:
+        text = readme.read_text()
+    except OSError as e:
+        raise SystemExit(f"cannot read --readme {readme} ({e.strerror}): give a README with the markers "
+                         f"{START} and {END} (a copy of the project's README will do)") from e  # fmt: skip
     if START not in text or END not in text:
         raise SystemExit(f"{readme} has no {START} ... {END} markers for the table")
+    return text
+
+
+def _write_readme(readme: Path, summary: dict[str, Any]) -> None:
+    text = _check_readme(readme)
     body = f"{START}\n{_markdown(summary)}{END}"
     readme.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: body, text, flags=re.S))
 
@@ -364,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with RunStore.open(a.store, write=False) as store:
             print(status(store))
         return 0
+    _check_readme(a.readme)
     a.store.parent.mkdir(parents=True, exist_ok=True)
     with RunStore.open(a.store) as store:
         if not a.export_only:

@@ -75,6 +75,16 @@ def test_a_smoke_test_cannot_write_over_the_published_results(
     assert "give --out, --readme other paths than the published ones" in capsys.readouterr().err
 
 
+def test_a_readme_without_the_table_s_markers_stops_before_any_compute(tmp_path: Path) -> None:
+    args = ["--limit", "1", "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "p.json")]
+    with pytest.raises(SystemExit, match="cannot read --readme .*missing.md"):
+        publish.main([*args, "--readme", str(tmp_path / "missing.md")])
+    (tmp_path / "plain.md").write_text("# no markers\n")
+    with pytest.raises(SystemExit, match="has no <!-- results:start -->"):
+        publish.main([*args, "--readme", str(tmp_path / "plain.md")])
+    assert not (tmp_path / "s.sqlite").exists()  # no store opened, nothing run
+
+
 def test_a_judge_row_only_takes_a_run_that_replayed_the_draw(tmp_path: Path) -> None:
     from ttscale.cli_eval import _plan
     from ttscale.evals.store import RunStore
