@@ -27,6 +27,7 @@ from .evals.analysis import (
     SUBSAMPLE_RULES,
     CurvePoint,
     accuracy_by_bin,
+    check_bin_method,
     flops_matched,
     oracle_bins,
     predicted_bins,
@@ -204,8 +205,7 @@ def compare_command(
 ) -> None:
     """The large model greedy against the small model at the budget whose FLOPs match, per difficulty bin."""
     with _errors():
-        if bins not in ("oracle", "predicted"):
-            raise ConfigError(f"--bins must be oracle or predicted, got {bins!r}")
+        check_bin_method(bins)
         ns = parse_budgets(n)
         common = _common(dataset, limit, offset, seed, concurrency, None, backend, slots)
         with RunStore.open(store) as runs:

@@ -21,8 +21,9 @@ What is replayed. A call whose prompts are all recorded for its key (model name 
 every message, the assistant prefix, and every sampling parameter but ``logprobs``). A recording with at
 least the logprobs asked for serves the call, cut down to what was asked; one with fewer is drawn again
 and replaced, unless the call marks its logprobs optional (``SamplingParams.logprobs_optional``: an
-evaluation's meter asking for the sampled tokens' logprobs for its summaries), which any recording serves. Never replayed, always passed on: calls without a seed at a temperature above 0 (each must
-be a fresh sample), and calls with Python logits processors or stopping criteria (code, which no key can
+evaluation's meter asking for the sampled tokens' logprobs for its summaries), which any recording
+serves. Never replayed, always passed on: calls without a seed at a temperature above 0 (each must be a
+fresh sample), and calls with Python logits processors or stopping criteria (code, which no key can
 name). The sampled tokens do not depend on the logprobs asked for: the engine reads them off the raw
 logits beside sampling.
 

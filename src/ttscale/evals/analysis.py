@@ -267,6 +267,15 @@ def confidence(samples: Sequence[SampleRecord]) -> float | None:
 PROBES = 4
 """Samples per problem that predicted difficulty reads."""
 
+BIN_METHODS = ("oracle", "predicted")
+"""How problems can be ranked into difficulty bins: :func:`oracle_bins` or :func:`predicted_bins`."""
+
+
+def check_bin_method(method: str) -> None:
+    """Refuse a ``--bins`` value other than :data:`BIN_METHODS` (before any run is read or made)."""
+    if method not in BIN_METHODS:
+        raise ConfigError(f"--bins must be oracle or predicted, got {method!r}")
+
 
 def predicted_bins(
     problems: Sequence[ProblemRecord], probe: int = PROBES, n_bins: int = 5

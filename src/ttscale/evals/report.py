@@ -33,6 +33,7 @@ from .analysis import (
     CurvePoint,
     Series,
     accuracy_by_bin,
+    check_bin_method,
     dataset_slice,
     flops_matched,
     oracle_bins,
@@ -193,16 +194,12 @@ def _progress(info: RunInfo) -> str:
     )
 
 
-BIN_METHODS = ("oracle", "predicted")
-
-
 def difficulty_bins(runs: Sequence[LoadedRun], n_bins: int = 5, method: str = "oracle") -> list[Bins]:
     """Bins for each dataset slice, from its finished run with the most samples per problem (the earliest
     on ties); a slice without a finished sampling run has none. ``method``: ``oracle`` ranks problems by
     that run's pass@1, ``predicted`` by what its first samples say without the key
     (:func:`~.analysis.predicted_bins`)."""
-    if method not in BIN_METHODS:
-        raise ConfigError(f"bins must be oracle or predicted, got {method!r}")
+    check_bin_method(method)
     best: dict[str, tuple[int, LoadedRun]] = {}
     for r in runs:
         counts = [len(p.samples) for p in r.problems if p.samples]
@@ -286,8 +283,7 @@ def build_report(
 ) -> str:
     """Write the report for ``run_ids`` (default: every run with recorded problems) to ``out``, with
     difficulty bins by ``bins`` (see :func:`difficulty_bins`)."""
-    if bins not in BIN_METHODS:
-        raise ConfigError(f"--bins must be oracle or predicted, got {bins!r}")
+    check_bin_method(bins)
     check_writable(out, "the report")
     infos = [store.run(r) for r in run_ids] if run_ids else [r for r in store.runs() if r.n_done]
     if not infos:
