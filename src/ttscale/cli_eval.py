@@ -166,7 +166,7 @@ def _execute(
             executor, generator = where.executor(config, missing)
             current = executor.start()
             if where.draws is not None:
-                current["draws"] = str(where.draws)
+                current["draws"] = str(where.draws.resolve())  # a sweep matches it from any directory
         if isinstance(executor, RayExecutor) and executor.width < min(config.concurrency, missing):
             note = f"note: {executor.width} Ray workers, one per CPU of the cluster (asked for {config.concurrency})"
             _stderr().print(Text(note, style="yellow"))

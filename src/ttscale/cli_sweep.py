@@ -57,6 +57,15 @@ def _same_run(config: Mapping[str, Any], wanted: EvalConfig) -> bool:
     return all(config.get(k) == want[k] for k in want if k != "concurrency")
 
 
+def _same_draws(recorded: str | None, given: Path | None) -> bool:
+    """Whether a run recorded with draw file ``recorded`` used ``given``: the same file, however its path
+    was spelt (runs record the absolute path; one recorded before that kept the path as typed, which is
+    read from the working directory, as it was then)."""
+    if recorded is None or given is None:
+        return recorded is None and given is None
+    return Path(recorded).resolve() == given.resolve()
+
+
 class Runner:
     """Creates (or reuses, or resumes) the runs a sweep needs, all on one store."""
 
@@ -74,10 +83,10 @@ class Runner:
         """
         given = self.common | {"model": model, "strategy": strategy, "params": dict(params)}
         config, _ = _plan(self.store, None, given)
-        draws = None if self.where.draws is None else str(self.where.draws)
         found = [
-            r for r in self.store.runs() if _same_run(r.config, config) and r.versions.get("draws") == draws
-        ]
+            r for r in self.store.runs()
+            if _same_run(r.config, config) and _same_draws(r.versions.get("draws"), self.where.draws)
+        ]  # fmt: skip
         return (found[-1] if found else None), config
 
     def run(self, model: str, strategy: str, params: Mapping[str, str]) -> tuple[RunInfo, EvalConfig]:

@@ -189,7 +189,7 @@ def test_eval_with_draws_scores_the_recorded_samples_again(tmp_path: Path) -> No
     assert replayed["accuracy"] == 1.0
     assert replayed["usage"] == recorded["usage"]  # booked as drawn
     shown = runner.invoke(cli.app, ["runs", "show", str(replayed["run_id"]), "--store", str(store), "--json"])
-    assert json.loads(shown.stdout)["versions"]["draws"] == str(draws)
+    assert json.loads(shown.stdout)["versions"]["draws"] == str(draws.resolve())
     assert run(wrong, "--seed", "1")["accuracy"] == 0.0  # another seed: other draws, computed
 
     refused = runner.invoke(cli.app, ["eval", "--dataset", "gsm8k", "-s", "cot", "--store", str(store),

@@ -53,6 +53,23 @@ def test_a_sampling_sweep_is_one_run_subsampled_and_reused(files: dict[str, Path
         assert len(store.runs()) == 1
 
 
+def test_a_sweep_with_a_draw_file_reuses_only_runs_of_that_file_however_its_path_is_spelt(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ["sweep", "-s", "self_consistency", "--n", "1,2", *common(files)]
+    drawn = run_json([*args, "--draws", str(files["store"].parent / "draws.sqlite")])
+    monkeypatch.chdir(files["store"].parent)  # the same file, by a relative path from its folder
+    assert run_json([*args, "--draws", "draws.sqlite"])["run_ids"] == drawn["run_ids"]
+    assert run_json([*args, "--draws", "./sub/../draws.sqlite"])["run_ids"] == drawn["run_ids"]
+    # another draw file, or none, is another run: a judge must not score samples it did not replay
+    other = run_json([*args, "--draws", "other.sqlite"])["run_ids"]
+    plain = run_json(args)["run_ids"]
+    assert len({*drawn["run_ids"], *other, *plain}) == 3  # type: ignore[misc]
+    with RunStore.open(files["store"], write=False) as store:
+        recorded = {r.run_id: r.versions.get("draws") for r in store.runs()}
+    assert recorded[drawn["run_ids"][0]] == str((files["store"].parent / "draws.sqlite").resolve())  # type: ignore[index]
+
+
 def test_a_non_sampling_sweep_runs_once_per_budget(files: dict[str, Path]) -> None:
     out = run_json(["sweep", "-s", "adaptive_consistency", "--n", "2,4", *common(files)])
     assert len(out["run_ids"]) == 2  # type: ignore[arg-type]
