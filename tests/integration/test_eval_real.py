@@ -45,3 +45,28 @@ def test_an_eval_stores_every_sample_with_its_logprob_summary(
         assert summary["min"] <= summary["mean"] < 0
         assert s.logprob_mean == summary["mean"]
     assert len({s.logprob_mean for s in samples}) > 1
+
+
+def test_concurrent_problems_decode_together_in_the_engine_s_batches(
+    small: LlamaCppGenerator, tmp_path: Path
+) -> None:
+    examples = [
+        Example(Problem(f"Count from {i} to {i + 9}.", id=f"q{i}", answer_kind="number"), "0")
+        for i in range(4)
+    ]
+
+    def decode(concurrency: int) -> tuple[int, int]:
+        """The run's decoded tokens and the engine steps they took."""
+        config = EvalConfig.from_dict({"dataset": "jsonl:x", "model": SMALL, "strategy": "cot",
+                                       "params": {"max_tokens": "32"}, "concurrency": concurrency})  # fmt: skip
+        before = (small.engine.stats.decoded_tokens, small.engine.stats.decode_steps)
+        with RunStore.open(tmp_path / f"c{concurrency}.sqlite") as store:
+            run_id = store.create_run(config.to_dict(), versions(small), len(examples))
+            run_eval(store, run_id, config, examples, small)
+            assert all(p.error is None for p in store.problems(run_id))
+        return small.engine.stats.decoded_tokens - before[0], small.engine.stats.decode_steps - before[1]
+
+    tokens, steps = decode(1)
+    assert tokens == steps  # one greedy chain at a time: one token a step
+    tokens, steps = decode(4)
+    assert tokens > 4 * 8 and steps < tokens  # --concurrency 4: problems shared the engine's steps
