@@ -1,12 +1,16 @@
-"""An evaluation on the real engine into a real SQLite store: every sample is stored with a summary of
-its sampled tokens' logprobs, although the strategy (majority-vote self-consistency) asks for none."""
+"""Evaluations on the real engine into real SQLite stores: every sample is stored with a summary of its
+sampled tokens' logprobs (although majority-vote self-consistency asks for none), concurrent problems
+share the engine's decode steps, and a sweep's subsampled point is what a run with that n gets."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ttscale.backends.llamacpp import LlamaCppGenerator
+from ttscale.evals.analysis import sample_curve
 from ttscale.evals.datasets import Example
+from ttscale.evals.metrics import summarize
+from ttscale.evals.records import ProblemRecord
 from ttscale.evals.runner import EvalConfig, run_eval, versions
 from ttscale.evals.store import RunStore
 from ttscale.models import CATALOG
@@ -70,3 +74,31 @@ def test_concurrent_problems_decode_together_in_the_engine_s_batches(
     assert tokens == steps  # one greedy chain at a time: one token a step
     tokens, steps = decode(4)
     assert tokens > 4 * 8 and steps < tokens  # --concurrency 4: problems shared the engine's steps
+
+
+def test_a_point_subsampled_from_n_samples_is_what_a_k_sample_run_gets(
+    small: LlamaCppGenerator, tmp_path: Path
+) -> None:
+    # the premise of `ttscale sweep`: sample j of a problem is seeded alike whatever n is, so the first k
+    # of an n-sample run are the samples a k-sample run draws, and their vote is its vote
+    examples = [
+        Example(Problem(f"What is {i} + {i + 4}?", id=f"q{i}", answer_kind="number"), str(2 * i + 4))
+        for i in range(5)
+    ]
+
+    def run(n: int) -> list[ProblemRecord]:
+        params = {"n": str(n), "max_tokens": "40", "temperature": "1.0"}
+        config = EvalConfig.from_dict({"dataset": "jsonl:x", "model": SMALL, "strategy": "self_consistency",
+                                       "params": params, "concurrency": 1, "seed": 11})  # fmt: skip
+        with RunStore.open(tmp_path / f"n{n}.sqlite") as store:
+            run_id = store.create_run(config.to_dict(), versions(small), len(examples))
+            run_eval(store, run_id, config, examples, small)
+            return store.problems(run_id)
+
+    four, two = run(4), run(2)
+    for big, small_run in zip(four, two, strict=True):
+        assert [s.text for s in big.samples[:2]] == [s.text for s in small_run.samples]
+    assert len({s.text for p in four for s in p.samples}) > len(four)  # the samples do differ
+    (point,) = sample_curve(four, "self_consistency", {"n": "4"}, [2])
+    assert dict(point.correct) == {p.problem_id: p.correct for p in two}
+    assert point.accuracy == summarize(two).accuracy
