@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from ttscale import ConfigError, UnknownNameError
+from ttscale.answers.equivalence import is_correct
+from ttscale.answers.extract import extract_answer
 from ttscale.evals.datasets import DATASETS, load
 
 
@@ -74,3 +76,18 @@ def test_a_missing_file_or_a_folder_is_named(tmp_path: Path) -> None:
         load(f"jsonl:{tmp_path / 'nope.jsonl'}")
     with pytest.raises(ConfigError, match="is not a file"):
         load(f"jsonl:{tmp_path}")
+
+
+@pytest.mark.parametrize("name", sorted(set(DATASETS) - {"game24"}))  # game24 checks solutions, not a key
+def test_every_answer_key_grades_its_own_boxed_answer_right_and_a_neighbour_s_wrong(name: str) -> None:
+    # the whole grading path (extraction, then the dataset's checker) on every packaged problem: a checker
+    # that cannot read its own dataset's answers would mark right responses wrong
+    examples = load(name)
+    kind = DATASETS[name].kind
+    for ex, other in zip(examples, [*examples[1:], examples[0]], strict=True):
+        response = f"Working it out.\nSo the final answer is $\\boxed{{{ex.answer}}}$."
+        got = extract_answer(response, kind).value
+        assert is_correct(got, ex.answer, kind), (ex.problem.id, ex.answer, got)
+        if other.answer.strip().lower() != ex.answer.strip().lower():
+            wrong = extract_answer(f"So the final answer is $\\boxed{{{other.answer}}}$.", kind).value
+            assert not is_correct(wrong, ex.answer, kind), (ex.problem.id, ex.answer, other.answer)
