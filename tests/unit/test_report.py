@@ -133,6 +133,12 @@ def test_report_of_chosen_runs_and_bad_requests(tmp_path: Path) -> None:
         build_report(store, None, tmp_path / "r.html")
     missing = runner.invoke(cli.app, ["report", "--store", str(tmp_path / "nope.sqlite")])
     assert missing.exit_code == 2 and "no run store" in missing.output
+    out = tmp_path / "cli.html"  # --runs picks runs on the command line too: the greedy run alone
+    chosen = runner.invoke(
+        cli.app, ["report", "--store", str(path), "--runs", f" {greedy_run},", "-o", str(out)]
+    )
+    assert chosen.exit_code == 0, chosen.output
+    assert "No finished sampling run among these runs" in out.read_text() and sc_run not in out.read_text()
 
 
 def test_a_dozen_series_are_drawn_each_in_its_own_style(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,6 +151,7 @@ def test_a_dozen_series_are_drawn_each_in_its_own_style(monkeypatch: pytest.Monk
     point = CurvePoint("x", 1, 10, 0.5, (0.4, 0.6), 100.0, 1e11, {})
     series = [Series("m", f"s{i}", f"strategy {i}", (point,), ("run",)) for i in range(12)]
     report.plot_scaling(series)
+    assert figures[0].axes[0].get_xscale() == "log"  # type: ignore[attr-defined]  # FLOPs span decades
     handles, labels = figures[0].axes[0].get_legend_handles_labels()  # type: ignore[attr-defined]
     styles = {(h[0].get_color(), h[0].get_marker()) for h in handles}
     assert labels == [s.label for s in series]
