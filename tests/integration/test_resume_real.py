@@ -5,34 +5,15 @@ seeds, so only here can a resume that re-seeded a problem differently show up.""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import ttscale
+from cli_processes import spawn, stored
 
 SMALL = "smollm2-135m-instruct"
 N = 6
-
-
-def spawn(args: list[str]) -> subprocess.Popen[str]:
-    env = dict(os.environ)
-    src = str(Path(ttscale.__file__).resolve().parents[1])  # the ttscale under test, wherever installed
-    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-    command = [sys.executable, "-m", "ttscale.cli", *args]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def stored(path: Path) -> int:
-    try:
-        with sqlite3.connect(path, timeout=5) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM problems").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0  # not created yet
 
 
 def samples(path: Path) -> list[tuple[int, int, str, int]]:

@@ -6,8 +6,6 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import ttscale
+from cli_processes import spawn, stored
 from ttscale import cli, cli_eval
 from ttscale.evals import store as store_module
 
@@ -294,22 +292,6 @@ def test_eval_needs_a_dataset_and_a_strategy(files: dict[str, Path], no_model: l
 
 
 # -- killed with SIGKILL, then resumed ------------------------------------------------------------------
-
-
-def spawn(args: list[str]) -> subprocess.Popen[str]:
-    env = dict(os.environ)
-    src = str(Path(ttscale.__file__).resolve().parents[1])  # the ttscale under test, wherever installed
-    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-    command = [sys.executable, "-m", "ttscale.cli", *args]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def stored(path: Path) -> int:
-    try:
-        with sqlite3.connect(path, timeout=5) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM problems").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0  # not created yet
 
 
 def test_a_killed_run_resumes_to_the_uninterrupted_result(files: dict[str, Path], tmp_path: Path) -> None:
