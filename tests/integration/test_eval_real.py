@@ -19,26 +19,26 @@ from ttscale.types import Problem
 SMALL = "smollm2-135m-instruct"  # the module-scoped `small` fixture's model
 
 
+def evaluate(
+    gen: LlamaCppGenerator, store: Path, examples: list[Example], strategy: str, **config: object
+) -> list[ProblemRecord]:
+    """A whole run of ``strategy`` on ``examples`` into a fresh store; its stored problems."""
+    cfg = EvalConfig.from_dict({"dataset": "jsonl:x", "model": SMALL, "strategy": strategy} | config)
+    with RunStore.open(store) as runs:
+        run_id = runs.create_run(cfg.to_dict(), versions(gen), len(examples))
+        run_eval(runs, run_id, cfg, examples, gen)
+        return runs.problems(run_id)
+
+
 def test_an_eval_stores_every_sample_with_its_logprob_summary(
     small: LlamaCppGenerator, tmp_path: Path
 ) -> None:
     examples = [
         Example(Problem(f"What is {i} + {i}?", id=f"q{i}", answer_kind="number"), str(2 * i)) for i in (2, 3)
     ]
-    config = EvalConfig.from_dict(
-        {
-            "dataset": "jsonl:x",
-            "model": SMALL,
-            "strategy": "self_consistency",
-            "params": {"n": "2", "max_tokens": "40"},
-            "concurrency": 2,
-        }  # fmt: skip
-    )
-    with RunStore.open(tmp_path / "runs.sqlite") as store:
-        recorded = versions(small)
-        run_id = store.create_run(config.to_dict(), recorded, len(examples))
-        run_eval(store, run_id, config, examples, small)
-        problems = store.problems(run_id)
+    problems = evaluate(small, tmp_path / "runs.sqlite", examples, "self_consistency",
+                        params={"n": "2", "max_tokens": "40"}, concurrency=2)  # fmt: skip
+    recorded = versions(small)
     assert recorded["model_sha256"] == CATALOG[SMALL].sha256
     assert "CPU :" in recorded["llama_cpp_system"]  # the features llama.cpp's kernels use here
     samples = [s for p in problems for s in p.samples]
@@ -61,13 +61,10 @@ def test_concurrent_problems_decode_together_in_the_engine_s_batches(
 
     def decode(concurrency: int) -> tuple[int, int]:
         """The run's decoded tokens and the engine steps they took."""
-        config = EvalConfig.from_dict({"dataset": "jsonl:x", "model": SMALL, "strategy": "cot",
-                                       "params": {"max_tokens": "32"}, "concurrency": concurrency})  # fmt: skip
         before = (small.engine.stats.decoded_tokens, small.engine.stats.decode_steps)
-        with RunStore.open(tmp_path / f"c{concurrency}.sqlite") as store:
-            run_id = store.create_run(config.to_dict(), versions(small), len(examples))
-            run_eval(store, run_id, config, examples, small)
-            assert all(p.error is None for p in store.problems(run_id))
+        problems = evaluate(small, tmp_path / f"c{concurrency}.sqlite", examples, "cot",
+                            params={"max_tokens": "32"}, concurrency=concurrency)  # fmt: skip
+        assert all(p.error is None for p in problems)
         return small.engine.stats.decoded_tokens - before[0], small.engine.stats.decode_steps - before[1]
 
     tokens, steps = decode(1)
@@ -88,12 +85,8 @@ def test_a_point_subsampled_from_n_samples_is_what_a_k_sample_run_gets(
 
     def run(n: int) -> list[ProblemRecord]:
         params = {"n": str(n), "max_tokens": "40", "temperature": "1.0"}
-        config = EvalConfig.from_dict({"dataset": "jsonl:x", "model": SMALL, "strategy": "self_consistency",
-                                       "params": params, "concurrency": 1, "seed": 11})  # fmt: skip
-        with RunStore.open(tmp_path / f"n{n}.sqlite") as store:
-            run_id = store.create_run(config.to_dict(), versions(small), len(examples))
-            run_eval(store, run_id, config, examples, small)
-            return store.problems(run_id)
+        return evaluate(small, tmp_path / f"n{n}.sqlite", examples, "self_consistency",
+                        params=params, concurrency=1, seed=11)  # fmt: skip
 
     four, two = run(4), run(2)
     for big, small_run in zip(four, two, strict=True):
