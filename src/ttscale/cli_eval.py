@@ -56,7 +56,8 @@ DrawsOpt = Annotated[
     Path | None,
     Opt(
         help="Record seeded samples in FILE and replay identical calls from it: score one draw with "
-        "several verifiers (a replayed call books the tokens and FLOPs it was drawn with).",
+        "several verifiers (a replayed call books the tokens and FLOPs it was drawn with). A resumed run "
+        "goes on with the file it was made with.",
     ),
 ]
 
@@ -106,10 +107,11 @@ def eval_command(
         )  # fmt: skip
         if ray_address is not None and executor is not ExecutorKind.ray:
             raise ConfigError("--ray-address needs --executor ray")
-        if draws is not None and executor is ExecutorKind.ray:
-            raise ConfigError("--draws needs --executor local: Ray workers cannot share one draw file")
         with RunStore.open(store) as runs:  # probe the store before any compute is spent
             config, run = _plan(runs, resume, given)
+            draws = draws_for(run, draws)
+            if draws is not None and executor is ExecutorKind.ray:
+                raise ConfigError("--draws needs --executor local: Ray workers cannot share one draw file")
             examples = datasets.load_slice(config.dataset, limit=config.limit, offset=config.offset)
             where = _Where(executor, ray_address, script, script_delay, draws)
             run_id = _execute(runs, config, run, examples, where)
@@ -199,6 +201,31 @@ def _still_there(runs: RunStore, run_id: str) -> bool:
     except TTScaleError:
         return False
     return True
+
+
+def same_draws(recorded: str | None, given: Path | None) -> bool:
+    """Whether a run recorded with draw file ``recorded`` used ``given``: the same path, however it was
+    spelt. Runs record the absolute path; one recorded before they did kept the path as typed, which is
+    resolved against the current directory (the old string comparison matched only from there too)."""
+    if recorded is None or given is None:
+        return recorded is None and given is None
+    return Path(recorded).resolve() == given.resolve()
+
+
+def draws_for(run: RunInfo | None, given: Path | None) -> Path | None:
+    """The draw file to run with: as given for a new run; a resumed run goes on with its own, so its
+    remaining problems replay and record where the others did (a judge's run must not draw afresh)."""
+    recorded = run.versions.get("draws") if run is not None else None
+    if run is None or (recorded is None and given is None):
+        return given
+    if recorded is None:
+        raise ConfigError(f"run {run.run_id} was made without --draws: resume it without, or start a new run")
+    if given is not None and not same_draws(recorded, given):
+        raise ConfigError(
+            f"run {run.run_id} was made with draw file {recorded}, not {given}: resume it with that file "
+            "(or leave --draws out), or start a new run"
+        )
+    return Path(recorded)
 
 
 def _plan(runs: RunStore, resume: str | None, given: dict[str, Any]) -> tuple[EvalConfig, RunInfo | None]:

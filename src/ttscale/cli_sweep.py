@@ -19,7 +19,7 @@ import typer
 from rich.table import Table
 
 from .cli import Backend, _errors, _stdout, parse_params
-from .cli_eval import DrawsOpt, ExecutorKind, SlotsOpt, StoreOpt, _execute, _plan, _Where
+from .cli_eval import DrawsOpt, ExecutorKind, SlotsOpt, StoreOpt, _execute, _plan, _Where, same_draws
 from .errors import ConfigError
 from .evals import datasets
 from .evals.analysis import (
@@ -57,15 +57,6 @@ def _same_run(config: Mapping[str, Any], wanted: EvalConfig) -> bool:
     return all(config.get(k) == want[k] for k in want if k != "concurrency")
 
 
-def _same_draws(recorded: str | None, given: Path | None) -> bool:
-    """Whether a run recorded with draw file ``recorded`` used ``given``: the same file, however its path
-    was spelt (runs record the absolute path; one recorded before that kept the path as typed, which is
-    read from the working directory, as it was then)."""
-    if recorded is None or given is None:
-        return recorded is None and given is None
-    return Path(recorded).resolve() == given.resolve()
-
-
 class Runner:
     """Creates (or reuses, or resumes) the runs a sweep needs, all on one store."""
 
@@ -85,7 +76,7 @@ class Runner:
         config, _ = _plan(self.store, None, given)
         found = [
             r for r in self.store.runs()
-            if _same_run(r.config, config) and _same_draws(r.versions.get("draws"), self.where.draws)
+            if _same_run(r.config, config) and same_draws(r.versions.get("draws"), self.where.draws)
         ]  # fmt: skip
         return (found[-1] if found else None), config
 

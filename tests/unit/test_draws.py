@@ -8,14 +8,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from typer.testing import CliRunner
 
 from ttscale import Prompt, SamplingParams, cli
 from ttscale.backends.base import prompt_seed
 from ttscale.backends.draws import DrawFile, DrawReplay, draw_key, replayable
 from ttscale.backends.scripted import ScriptedGenerator, ScriptedModel
+from ttscale.cli_eval import draws_for, same_draws
 from ttscale.compute import Ledger
 from ttscale.errors import StoreError
+from ttscale.evals.store import RunStore
 from ttscale.types import Completion, ModelUsage
 
 PROMPT = Prompt.user("What is 6 * 7?")
@@ -190,7 +193,20 @@ def test_eval_with_draws_scores_the_recorded_samples_again(tmp_path: Path) -> No
     assert replayed["usage"] == recorded["usage"]  # booked as drawn
     shown = runner.invoke(cli.app, ["runs", "show", str(replayed["run_id"]), "--store", str(store), "--json"])
     assert json.loads(shown.stdout)["versions"]["draws"] == str(draws.resolve())
-    assert run(wrong, "--seed", "1")["accuracy"] == 0.0  # another seed: other draws, computed
+    undrawn = run(wrong, "--seed", "1")
+    assert undrawn["accuracy"] == 0.0  # another seed: other draws, computed
+
+    def resume(run_id: object, *extra: str) -> Result:
+        args = ["eval", "--resume", str(run_id), "--store", str(store), "--script", str(wrong), *extra]
+        return runner.invoke(cli.app, args)
+
+    # a run goes on with the draw file it was made with, and only with it
+    assert resume(recorded["run_id"]).exit_code == 0
+    assert resume(recorded["run_id"], "--draws", str(draws)).exit_code == 0
+    other = resume(recorded["run_id"], "--draws", str(tmp_path / "other.sqlite"))
+    assert other.exit_code == 2 and "was made with draw file" in other.output
+    added = resume(undrawn["run_id"], "--draws", str(draws))
+    assert added.exit_code == 2 and "was made without --draws" in added.output
 
     refused = runner.invoke(cli.app, ["eval", "--dataset", "gsm8k", "-s", "cot", "--store", str(store),
                                       "--draws", str(draws), "--executor", "ray"])  # fmt: skip
@@ -237,3 +253,19 @@ def test_each_prompt_of_a_call_is_keyed_with_its_own_seed() -> None:
     assert draw_key(model, prompt, params, 1) == draw_key(model, prompt, replace(params, seed=42), 0)
     assert draw_key(model, prompt, params, 1) != draw_key(model, prompt, params, 0)
     assert prompt_seed(params, 3) == 46 and prompt_seed(replace(params, seed=None), 3) is None
+
+
+def test_a_resumed_run_goes_on_with_its_own_draw_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with RunStore.open(tmp_path / "runs.sqlite") as store:
+        made = store.run(store.create_run({"strategy": "cot"}, {"draws": str(tmp_path / "d.sqlite")}, 3))
+        typed = store.run(
+            store.create_run({"strategy": "cot"}, {"draws": "d.sqlite"}, 3)
+        )  # recorded as typed
+        plain = store.run(store.create_run({"strategy": "cot"}, {}, 3))
+    assert draws_for(made, None) == tmp_path / "d.sqlite"  # left out on resume: the run's own file
+    assert draws_for(None, Path("new.sqlite")) == Path("new.sqlite") and draws_for(plain, None) is None
+    monkeypatch.chdir(tmp_path)
+    assert same_draws("d.sqlite", tmp_path / "d.sqlite") and draws_for(typed, Path("./d.sqlite")) is not None
+    assert not same_draws("d.sqlite", tmp_path / "e.sqlite") and not same_draws(None, Path("d.sqlite"))
