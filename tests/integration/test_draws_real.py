@@ -6,10 +6,14 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from ttscale import Prompt, SamplingParams
 from ttscale.backends.draws import DrawFile, DrawReplay
 from ttscale.backends.llamacpp import LlamaCppGenerator
 from ttscale.compute import Ledger
+
+pytestmark = pytest.mark.integration
 
 PROMPT = Prompt.user("Name three colours of the rainbow.")
 PARAMS = SamplingParams(n=3, max_tokens=24, temperature=0.8, top_k=40, top_p=0.95, seed=21)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ttscale.backends.llamacpp import LlamaCppGenerator
 from ttscale.evals.analysis import sample_curve
 from ttscale.evals.datasets import Example
@@ -15,6 +17,8 @@ from ttscale.evals.runner import EvalConfig, run_eval, versions
 from ttscale.evals.store import RunStore
 from ttscale.models import CATALOG
 from ttscale.types import Problem
+
+pytestmark = pytest.mark.integration
 
 SMALL = "smollm2-135m-instruct"  # the module-scoped `small` fixture's model
 
@@ -70,7 +74,7 @@ def test_concurrent_problems_decode_together_in_the_engine_s_batches(
     tokens, steps = decode(1)
     assert tokens == steps  # one greedy chain at a time: one token a step
     tokens, steps = decode(4)
-    assert tokens > 4 * 8 and steps < tokens  # --concurrency 4: problems shared the engine's steps
+    assert tokens > 4 * 8 and 2 * steps <= tokens  # --concurrency 4: problems shared most of their steps
 
 
 def test_a_point_subsampled_from_n_samples_is_what_a_k_sample_run_gets(

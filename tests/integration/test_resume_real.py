@@ -5,12 +5,14 @@ seeds, so only here can a resume that re-seeded a problem differently show up.""
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
-import time
 from pathlib import Path
 
-from cli_processes import spawn, stored
+import pytest
+
+from cli_processes import kill_after, spawn
+
+pytestmark = pytest.mark.integration
 
 SMALL = "smollm2-135m-instruct"
 N = 6
@@ -28,17 +30,13 @@ def test_a_real_run_killed_mid_way_resumes_to_the_samples_of_an_uninterrupted_ru
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is {i} + {i + 3}?",
                                         "answer": str(2 * i + 3)}) + "\n" for i in range(N)))  # fmt: skip
-    # one problem at a time: a problem's batch is then the same in every process, and so are its logits
+    # one problem at a time, as the seeds are what must carry over (the engine's logits do not depend on
+    # the batch or the cache here: docs/architecture.md, Reproducibility)
     args = ["eval", "-d", f"jsonl:{data}", "-m", SMALL, "-s", "self_consistency", "-p", "n=3",
             "-p", "max_tokens=48", "--seed", "7", "-c", "1", "--json"]  # fmt: skip
     killed_store, whole_store = tmp_path / "killed.sqlite", tmp_path / "whole.sqlite"
     first = spawn([*args, "--store", str(killed_store)])
-    while stored(killed_store) < 2 and first.poll() is None:
-        time.sleep(0.02)
-    first.send_signal(signal.SIGKILL)
-    first.communicate(timeout=60)
-    assert first.returncode == -signal.SIGKILL
-    done = stored(killed_store)
+    done = kill_after(first, killed_store, 2)
     assert 2 <= done < N  # killed mid-run, with whole problems committed
     with sqlite3.connect(killed_store) as conn:
         (run_id,) = conn.execute("SELECT run_id FROM runs").fetchone()

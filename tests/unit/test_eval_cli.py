@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from cli_processes import spawn, stored
+from cli_processes import kill_after, spawn
 from ttscale import cli, cli_eval
 from ttscale.evals import store as store_module
 
@@ -296,12 +294,7 @@ def test_eval_needs_a_dataset_and_a_strategy(files: dict[str, Path], no_model: l
 
 def test_a_killed_run_resumes_to_the_uninterrupted_result(files: dict[str, Path], tmp_path: Path) -> None:
     slow = spawn(eval_args(files, "--concurrency", "2", "--script-delay", "0.4"))
-    while stored(files["store"]) < 3 and slow.poll() is None:
-        time.sleep(0.02)
-    slow.send_signal(signal.SIGKILL)
-    slow.communicate(timeout=60)
-    assert slow.returncode == -signal.SIGKILL
-    done = stored(files["store"])
+    done = kill_after(slow, files["store"], 3)
     assert 3 <= done < N  # killed mid-run, with whole problems committed
     with sqlite3.connect(files["store"]) as conn:
         (run_id,) = conn.execute("SELECT run_id FROM runs").fetchone()

@@ -60,6 +60,7 @@ def test_a_sweep_with_a_draw_file_reuses_only_runs_of_that_file_however_its_path
     drawn = run_json([*args, "--draws", str(files["store"].parent / "draws.sqlite")])
     monkeypatch.chdir(files["store"].parent)  # the same file, by a relative path from its folder
     assert run_json([*args, "--draws", "draws.sqlite"])["run_ids"] == drawn["run_ids"]
+    (files["store"].parent / "sub").mkdir()
     assert run_json([*args, "--draws", "./sub/../draws.sqlite"])["run_ids"] == drawn["run_ids"]
     # another draw file, or none, is another run: a judge must not score samples it did not replay
     other = run_json([*args, "--draws", "other.sqlite"])["run_ids"]
