@@ -274,7 +274,7 @@ BIN_METHODS = ("oracle", "predicted")
 def check_bin_method(method: str) -> None:
     """Refuse a ``--bins`` value other than :data:`BIN_METHODS` (before any run is read or made)."""
     if method not in BIN_METHODS:
-        raise ConfigError(f"--bins must be oracle or predicted, got {method!r}")
+        raise ConfigError(f"--bins must be {' or '.join(BIN_METHODS)}, got {method!r}")
 
 
 def predicted_bins(
